@@ -1,0 +1,23 @@
+# The front door. Every target calls `python lesson.py ...`, which Windows learners without make
+# can run themselves. Each target is self-sufficient: it creates .venv and installs what it needs.
+PYTHON ?= python3
+
+.PHONY: help lab test setup notebooks check-notebooks
+
+help:
+	@$(PYTHON) lesson.py help
+
+lab:            ## set up, then start JupyterLab on notebooks/
+	$(PYTHON) lesson.py lab
+
+test:           ## set up for developers, then pytest + nbval over every notebook (offline)
+	$(PYTHON) lesson.py test
+
+setup:          ## only create .venv, install, and fetch the lesson data
+	$(PYTHON) lesson.py setup
+
+notebooks:      ## regenerate notebooks/ from episodes/
+	$(PYTHON) lesson.py notebooks
+
+check-notebooks:  ## fail if notebooks/ and episodes/ disagree
+	$(PYTHON) lesson.py notebooks --check

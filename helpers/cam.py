@@ -1,0 +1,276 @@
+"""Class activation maps: one shared mechanism, and methods that only say how they differ.
+
+The mechanism (as in pytorch-grad-cam's ``base_cam.py``, in a few plain functions):
+
+1. run the model once, in eval mode, keeping the target layer's output (its activations)
+   with a forward hook that is removed straight after;
+2. take the gradient of one class's score (logit) with respect to those activations;
+3. a *method* turns activations and gradients into a small map, one value per position;
+4. keep the positive part, scale it to [0, 1] and resize it to the image.
+
+GradCAM's step 3 weights each channel by its mean gradient and adds the channels up.
+The other methods change only that step; see ``METHODS``.
+
+>>> from helpers import gradcam                                       # doctest: +SKIP
+>>> heatmap = gradcam(model, [model.layer4], 245, input_tensor)       # doctest: +SKIP
+>>> heatmap.shape, heatmap.dtype                                      # doctest: +SKIP
+((224, 224), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .labels import check_class_id
+
+
+# --- 3. the methods: (activations [N,C,h,w], gradients [N,C,h,w]) -> maps [N,h,w] -----------
+
+def gradcam_map(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    """GradCAM (Selvaraju et al., 2017): channels weighted by their mean gradient."""
+    weights = gradients.mean(dim=(2, 3), keepdim=True)
+    return (weights * activations).sum(dim=1)
+
+
+def hirescam_map(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    """HiResCAM (Draelos & Carin, 2020): gradient times activation at every position."""
+    return (gradients * activations).sum(dim=1)
+
+
+def gradcam_plus_plus_map(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    """GradCAM++ (Chattopadhyay et al., 2018): positive gradients weighted per position (eq. 19)."""
+    g2 = gradients ** 2
+    g3 = g2 * gradients
+    sum_activations = activations.sum(dim=(2, 3), keepdim=True)
+    alpha = g2 / (2 * g2 + sum_activations * g3 + 1e-6)
+    alpha = torch.where(gradients != 0, alpha, torch.zeros_like(alpha))
+    weights = (gradients.clamp(min=0) * alpha).sum(dim=(2, 3), keepdim=True)
+    return (weights * activations).sum(dim=1)
+
+
+def layercam_map(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    """LayerCAM (Jiang et al., 2021): positive gradient times activation at every position."""
+    return (gradients.clamp(min=0) * activations).sum(dim=1)
+
+
+def eigencam_map(activations: torch.Tensor, gradients: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """EigenCAM (Muhammad & Yeasin, 2020): the first principal component of the activations.
+
+    It uses no gradients, so it is the same map for every class.
+    """
+    maps = []
+    for sample in activations.detach().cpu().numpy():
+        channels, height, width = sample.shape
+        flat = sample.reshape(channels, -1).T
+        flat = flat - flat.mean(axis=0)
+        # numpy's SVD, as pytorch-grad-cam uses, so that the sign of the component agrees with it.
+        _, _, vh = np.linalg.svd(flat, full_matrices=False)
+        maps.append(torch.from_numpy(np.float32(flat @ vh[0]).reshape(height, width)))
+    return torch.stack(maps).to(activations.device)
+
+
+Method = Callable[..., torch.Tensor]
+
+#: The CAM methods by name. Each answers in well under a second on a CPU.
+METHODS: Dict[str, Method] = {
+    "GradCAM": gradcam_map,
+    "GradCAM++": gradcam_plus_plus_map,
+    "HiResCAM": hirescam_map,
+    "LayerCAM": layercam_map,
+    "EigenCAM": eigencam_map,
+}
+#: The methods that need no gradient at all.
+GRADIENT_FREE = {"EigenCAM"}
+
+
+def _method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown CAM method {name!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+# --- 1. the forward pass that keeps the activations -------------------------------------------
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for a while, then give every submodule back its own mode."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def layer_name(model: nn.Module, layer: nn.Module) -> str:
+    """The attribute path of ``layer`` inside ``model`` (``"layer4"``), or its class name."""
+    for name, module in model.named_modules():
+        if module is layer:
+            return name or "the model itself"
+    return f"a {type(layer).__name__} that is not part of the model"
+
+
+def forward_with_activations(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
+                             detach: bool = False) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    """Run ``model`` once in eval mode; return its logits and each target layer's output.
+
+    With ``detach=True`` (one layer only) the kept activations are a fresh leaf of the graph:
+    only the part of the network after the layer is kept for gradients, which saves memory.
+    Hooks are removed before this returns, on error too; the caller's mode is restored.
+    """
+    layers = check_target_layers(model, target_layers)
+    if detach and len(layers) != 1:
+        raise ValueError("detach=True keeps one layer's activations; pass a single target layer")
+    x = check_input(input_tensor).detach().to(_device_of(model)).clone()
+    kept: Dict[int, torch.Tensor] = {}
+
+    def keeper(index: int):
+        def hook(module: nn.Module, inputs, output):
+            if not isinstance(output, torch.Tensor) or output.dim() != 4:
+                shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+                raise ValueError(f"target layer {layer_name(model, module)} gives {shape}, not a feature map "
+                                 f"[N, C, h, w]; choose a convolutional layer such as "
+                                 f"{', '.join(_example_layers(model))}")
+            kept[index] = output.detach().requires_grad_(True) if detach else output
+            # Hand the rest of the network a copy, so an in-place operation after the layer
+            # (an inplace ReLU, say) cannot change the activations we keep.
+            return kept[index].clone()
+        return hook
+
+    handles = [layer.register_forward_hook(keeper(i)) for i, layer in enumerate(layers)]
+    try:
+        with eval_mode(model), torch.enable_grad():
+            if not detach:
+                x.requires_grad_(True)
+            logits = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [layer_name(model, layer) for i, layer in enumerate(layers) if i not in kept]
+    if missing:
+        raise ValueError(f"target layer {', '.join(missing)} never ran when the model ran, so it has no "
+                         f"activations; choose a layer the model uses, such as {', '.join(_example_layers(model))}")
+    if logits.dim() != 2:
+        raise ValueError(f"the model gives output of shape {tuple(logits.shape)}, not class scores [N, classes]")
+    return logits, [kept[i] for i in range(len(layers))]
+
+
+# --- 2 and 4. gradients, and maps scaled to the image -----------------------------------------
+
+def class_gradients(logits: torch.Tensor, activations: Sequence[torch.Tensor], class_ids: Sequence[int],
+                    keep_graph: bool = False) -> List[torch.Tensor]:
+    """The gradient of each image's class score with respect to the kept activations.
+
+    Uses ``torch.autograd.grad``, so no ``.grad`` of the model's weights is touched.
+    """
+    index = torch.as_tensor(list(class_ids), device=logits.device).reshape(-1, 1)
+    with torch.enable_grad():                      # also when the caller is inside torch.no_grad()
+        score = logits.gather(1, index).sum()
+        return list(torch.autograd.grad(score, list(activations), retain_graph=keep_graph))
+
+
+def scale_maps(maps: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Keep the positive part, min-max scale each map to [0, 1], resize to ``size`` (H, W)."""
+    maps = maps.detach().float().clamp(min=0)
+    maps = _min_max(maps)
+    maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    return maps
+
+
+def _min_max(maps: torch.Tensor) -> torch.Tensor:
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    high = (maps - low).amax(dim=(1, 2), keepdim=True)
+    return (maps - low) / (high + 1e-7)
+
+
+def compute_cams(model: nn.Module, target_layers: Sequence[nn.Module], class_ids: Sequence[Optional[int]],
+                 input_tensor: torch.Tensor, method: str = "GradCAM") -> Tuple[np.ndarray, torch.Tensor]:
+    """Class activation maps for a batch: one class id (or None: the top class) per image.
+
+    Returns ``(maps, logits)``: maps as float32 ``[N, H, W]`` in [0, 1], and the model's logits.
+    Several target layers are averaged, as pytorch-grad-cam does.
+    """
+    cam_of = _method(method)
+    ids = list(class_ids)
+    if len(ids) != check_input(input_tensor).shape[0]:
+        raise ValueError(f"give one class id per image: {len(ids)} ids for {input_tensor.shape[0]} images")
+    for class_id in ids:
+        if class_id is not None:
+            check_class_id(class_id)
+    logits, activations = forward_with_activations(model, target_layers, input_tensor,
+                                                   detach=len(target_layers) == 1)
+    ids = [int(logits[i].argmax()) if c is None else check_class_id(c, logits.shape[1]) for i, c in enumerate(ids)]
+    gradients = [None] * len(activations)
+    if method not in GRADIENT_FREE:
+        gradients = class_gradients(logits, activations, ids)
+    size = tuple(input_tensor.shape[-2:])
+    with torch.no_grad():
+        per_layer = [scale_maps(cam_of(a.detach(), g), size) for a, g in zip(activations, gradients)]
+        maps = _min_max(torch.stack(per_layer).mean(dim=0))
+    return maps.cpu().numpy().astype(np.float32), logits.detach()
+
+
+def gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Optional[int],
+            input_tensor: torch.Tensor, method: str = "GradCAM") -> np.ndarray:
+    """The GradCAM heatmap of one image for one class: float32 ``[H, W]`` in [0, 1].
+
+    ``class_id=None`` explains the class the model predicts. ``method`` can name any of
+    ``METHODS`` (GradCAM, GradCAM++, HiResCAM, LayerCAM, EigenCAM).
+
+    The model is left exactly as it was: the computation runs in eval mode, the caller's
+    mode is restored, no weight or BatchNorm statistic changes, and the hooks are removed.
+    """
+    check_input(input_tensor)
+    if input_tensor.shape[0] != 1:
+        raise ValueError(f"gradcam explains one image, but input_tensor holds {input_tensor.shape[0]}; "
+                         f"use compute_cams for a batch")
+    maps, _ = compute_cams(model, target_layers, [class_id], input_tensor, method)
+    return maps[0]
+
+
+# --- checks that give clear messages --------------------------------------------------------
+
+def check_input(input_tensor: object) -> torch.Tensor:
+    if not isinstance(input_tensor, torch.Tensor):
+        raise TypeError(f"input_tensor must be a torch.Tensor [N, 3, H, W] (from load_image), "
+                        f"got {type(input_tensor).__name__}")
+    if input_tensor.dim() != 4 or input_tensor.shape[1] != 3 or not input_tensor.is_floating_point():
+        raise ValueError(f"input_tensor must be a float tensor of shape [N, 3, H, W] (from load_image), "
+                         f"got {input_tensor.dtype} of shape {tuple(input_tensor.shape)}")
+    return input_tensor
+
+
+def check_target_layers(model: nn.Module, target_layers: object) -> List[nn.Module]:
+    if isinstance(target_layers, nn.Module):
+        target_layers = [target_layers]
+    if not isinstance(target_layers, (list, tuple)) or not target_layers:
+        raise TypeError("target_layers must be a non-empty list of layers, for example [model.layer4]")
+    for layer in target_layers:
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"target_layers must hold layers (nn.Module), found {type(layer).__name__}")
+        if not any(module is layer for module in model.modules()):
+            raise ValueError(f"target layer {type(layer).__name__} is not part of this model; "
+                             f"choose one of its layers, such as {', '.join(_example_layers(model))}")
+    return list(target_layers)
+
+
+def _example_layers(model: nn.Module) -> List[str]:
+    from .models import layer_choices
+
+    try:
+        return list(layer_choices(model))[:2]
+    except ValueError:
+        return ["the last convolutional block"]
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for parameter in model.parameters():
+        return parameter.device
+    return torch.device("cpu")

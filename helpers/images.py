@@ -1,0 +1,145 @@
+"""Loading an image as the model wants it (a normalised tensor) and as people want it (RGB).
+
+>>> from helpers import fetch, load_image
+>>> input_tensor, rgb_image = load_image(fetch("both.png"))   # doctest: +SKIP
+>>> input_tensor.shape, rgb_image.shape                        # doctest: +SKIP
+(torch.Size([1, 3, 224, 224]), (224, 224, 3))
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .downloads import MAX_IMAGE_BYTES, read_url
+
+#: ImageNet's per-channel mean and standard deviation (RGB), which torchvision's and timm's
+#: ImageNet models were trained with. (grad-cam's preprocess_image defaults to 0.5 and 0.5.)
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+#: The longest side an image is scaled to, whatever ``size`` asks.
+MAX_SIDE = 1024
+#: Images with more pixels than this are refused before they are decoded (decompression bombs).
+MAX_PIXELS = 40_000_000
+
+ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, Image.Image]
+
+
+def _open(source: ImageSource) -> Tuple[Image.Image, str]:
+    """Open ``source`` lazily and return the image with a name for messages."""
+    if isinstance(source, Image.Image):
+        return source, "the PIL image"
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ValueError("the image bytes are empty")
+        return _open_bytes(bytes(source), f"the {len(source)} image bytes")
+    if isinstance(source, str) and source.lower().startswith(("http://", "https://")):
+        data = read_url(source, max_bytes=MAX_IMAGE_BYTES)
+        return _open_bytes(data, source)
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"load_image takes a path, an http(s) URL, bytes or a PIL image, "
+                        f"not {type(source).__name__}")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"no image file at {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes), not an image")
+    return _open_bytes(path.read_bytes(), str(path))
+
+
+def _open_bytes(data: bytes, name: str) -> Tuple[Image.Image, str]:
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as error:
+        raise ValueError(f"{name} is not an image that Pillow can read ({len(data)} bytes)") from error
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"{name} is too large to open safely: {error}") from error
+    return image, name
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparent parts become white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        # 16-bit and 32-bit greyscale: scale the actual range to 0..255 before dropping bits.
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        if image.mode in ("I", "F") and values.max() <= 255 and values.min() >= 0:
+            top = 255.0
+        grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def target_size(width: int, height: int, size: int = 224) -> Tuple[int, int]:
+    """The (width, height) that :func:`load_image` scales an image to.
+
+    The shorter side becomes ``size``, unless the longer side would then pass
+    ``MAX_SIDE`` (1024), in which case the longer side becomes 1024.
+
+    >>> target_size(425, 280)
+    (340, 224)
+    >>> target_size(4000, 100)
+    (1024, 26)
+    """
+    scale = size / min(width, height)
+    if max(width, height) * scale > MAX_SIDE:
+        scale = MAX_SIDE / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def load_image(source: ImageSource, size: int = 224) -> Tuple[torch.Tensor, np.ndarray]:
+    """Load an image for the model, and a copy for our eyes.
+
+    ``source`` is a file path, an http(s) URL, bytes or a PIL image. The image is turned
+    upright (EXIF orientation), converted to RGB, and scaled, keeping its shape and cropping
+    nothing, so that its shorter side is ``size`` pixels (the longer side at most 1024).
+
+    Returns ``(input_tensor, rgb_image)``:
+
+    - ``input_tensor``: float32, shape ``[1, 3, H, W]``, normalised with ImageNet's mean and std;
+    - ``rgb_image``: float32, shape ``[H, W, 3]``, values in [0, 1], for showing.
+
+    Raises ``ValueError`` or ``OSError`` (naming the file) for anything that is not a readable image.
+
+    >>> from PIL import Image
+    >>> x, rgb = load_image(Image.new("RGB", (448, 300), "red"))
+    >>> tuple(x.shape), rgb.shape
+    ((1, 3, 224, 334), (224, 334, 3))
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be an int of at least 8 pixels, got {size!r}")
+    image, name = _open(source)
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{name} is {width}x{height} pixels, more than the {MAX_PIXELS:,}-pixel "
+                         f"limit; make it smaller first")
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        image = _to_rgb(image)
+    except (OSError, SyntaxError, ValueError) as error:  # Pillow raises all three for broken files
+        raise OSError(f"{name} could not be read as an image: {error}") from error
+    new_size = target_size(*image.size, size=size)
+    if new_size != image.size:
+        image = image.resize(new_size, Image.Resampling.BICUBIC)
+    rgb_image = np.asarray(image, dtype=np.float32) / 255.0
+    normalised = (rgb_image - IMAGENET_MEAN) / IMAGENET_STD
+    input_tensor = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None]
+    return input_tensor, rgb_image

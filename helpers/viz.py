@@ -1,0 +1,93 @@
+"""Showing heatmaps: colour them, lay them over the photo, and say which class they explain.
+
+>>> import numpy as np
+>>> from helpers import overlay
+>>> rgb = np.zeros((2, 2, 3), np.float32); cam = np.array([[0, 0], [1, 1]], np.float32)
+>>> overlay(rgb, cam, alpha=1.0, cmap="gray")[..., 0].tolist()
+[[0, 0], [255, 255]]
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .cam import compute_cams
+from .labels import class_name
+
+#: Colour maps offered by the lesson; "cividis" and "viridis" are safe for colour-blind readers.
+COLORMAPS = ("jet", "viridis", "cividis", "inferno", "gray")
+
+
+@lru_cache(maxsize=16)
+def colormap_table(cmap: str) -> np.ndarray:
+    """A [256, 3] float32 lookup table of a matplotlib colour map, in [0, 1]."""
+    from matplotlib import colormaps
+
+    try:
+        table = colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3]
+    except KeyError as error:
+        raise ValueError(f"unknown colour map {cmap!r}; try one of {', '.join(COLORMAPS)}") from error
+    return table.astype(np.float32)
+
+
+def overlay(rgb_image: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """Colour ``cam`` (values in [0, 1]) and blend it over ``rgb_image``; returns uint8 RGB.
+
+    ``alpha`` is the heatmap's weight: 0 shows only the photo, 1 only the heatmap.
+    Colours stay RGB throughout (no OpenCV BGR), so ``plt.imshow`` shows them truly.
+    """
+    rgb_image = np.asarray(rgb_image, dtype=np.float32)
+    cam = np.asarray(cam, dtype=np.float32)
+    if rgb_image.ndim != 3 or rgb_image.shape[2] != 3:
+        raise ValueError(f"rgb_image must be [H, W, 3], got shape {rgb_image.shape}")
+    if cam.shape != rgb_image.shape[:2]:
+        raise ValueError(f"the heatmap is {cam.shape} but the image is {rgb_image.shape[:2]}; they must match")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    if rgb_image.size and (rgb_image.min() < 0 or rgb_image.max() > 1):
+        raise ValueError("rgb_image must hold values in [0, 1] (the rgb_image from load_image)")
+    index = np.clip(cam * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    heat = colormap_table(cmap)[index]
+    blended = (1.0 - alpha) * rgb_image + alpha * heat
+    return np.clip(blended * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the classes of one image's logits."""
+    return torch.softmax(logits.reshape(-1).float(), dim=0)
+
+
+def viz_gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Optional[int],
+                input_tensor: torch.Tensor, rgb_image: np.ndarray, *, method: str = "GradCAM",
+                alpha: float = 0.5, cmap: str = "jet", show: bool = True) -> np.ndarray:
+    """Compute a GradCAM heatmap for ``class_id`` (None: the predicted class) and show it over the image.
+
+    Prints the class with its name and probability, shows the overlay in true colours,
+    and returns it as a uint8 RGB array ``[H, W, 3]``.
+    """
+    maps, logits = compute_cams(model, target_layers, [class_id], input_tensor, method)
+    probs = probabilities(logits[0])
+    top = int(probs.argmax())
+    shown = top if class_id is None else int(class_id)
+    if class_id is None:
+        line = f"Predicted class: {class_name(top)} (p = {probs[top]:.3g})"
+    else:
+        line = (f"Target class: {class_name(shown)} (p = {probs[shown]:.3g}); "
+                f"the model's top class is {class_name(top)} (p = {probs[top]:.3g})")
+    print(line)
+    picture = overlay(rgb_image, maps[0], alpha=alpha, cmap=cmap)
+    if show:
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(figsize=(5, 5))
+        axes.imshow(picture)
+        model_name = getattr(model, "lesson_name", type(model).__name__)
+        axes.set_title(f"{method} for {class_name(shown)}\n({model_name})", fontsize=10)
+        axes.axis("off")
+        plt.show()
+    return picture

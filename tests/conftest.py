@@ -1,0 +1,92 @@
+"""Shared fixtures. Tests never reach the network: LESSON_OFFLINE is set, files come from the
+mirror (LESSON_DATA_MIRROR, or ../shared/lesson-data beside a checkout), and the only server
+any test talks to runs on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("LESSON_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+if not os.environ.get("LESSON_DATA_MIRROR") and (ROOT.parent / "shared" / "lesson-data").is_dir():
+    os.environ["LESSON_DATA_MIRROR"] = str((ROOT.parent / "shared" / "lesson-data").resolve())
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    value = os.environ.get("LESSON_DATA_MIRROR")
+    assert value and Path(value, "both.png").is_file(), (
+        "the tests need the lesson images: set LESSON_DATA_MIRROR to the absolute path of a folder holding them")
+    return Path(value)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory, mirror):
+    """Each test session fetches into its own cache, so the user's cache is never touched."""
+    os.environ["LESSON_CACHE"] = str(tmp_path_factory.mktemp("lesson-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def stand_in():
+    from helpers import load_model
+
+    return load_model("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def random_resnet():
+    """ResNet-50 with random (but fixed) weights: same architecture and speed as the real one."""
+    import torch
+    from torchvision.models import resnet50
+
+    torch.manual_seed(0)
+    return resnet50(weights=None).eval()
+
+
+@pytest.fixture(scope="session")
+def both():
+    from helpers import fetch, load_image
+
+    return load_image(fetch("both.png"))
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve a temporary folder on 127.0.0.1; yields (folder, base_url)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Allow downloads (only ever from 127.0.0.1 in these tests)."""
+    monkeypatch.delenv("LESSON_OFFLINE", raising=False)

@@ -13,6 +13,7 @@ Only the standard library is used here: it runs before the virtual environment e
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -49,7 +50,16 @@ def ensure_venv(developer: bool) -> Path:
     if not stamp.exists() or stamp.read_text() != stamp_text:
         run(python, "-m", "pip", "install", "--quiet", "-r", requirements, "-e", ROOT)
         stamp.write_text(stamp_text)
+    quiet_jupyterlab()
     return python
+
+
+def quiet_jupyterlab() -> None:
+    """No news pop-up and no update check when JupyterLab starts (settings in .venv only)."""
+    settings = VENV / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"@jupyterlab/apputils-extension:notification":
+                                    {"fetchNews": "false", "checkForUpdates": False}}, indent=2))
 
 
 def setup(developer: bool = False) -> Path:

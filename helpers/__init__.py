@@ -17,6 +17,7 @@ from .images import IMAGENET_MEAN, IMAGENET_STD, load_image
 from .labels import LABELS, LESSON_CLASSES, class_name, find_classes
 from .models import default_target_layers, layer_choices, load_model
 from .viz import overlay, viz_gradcam
+from .widgets import explore
 
 __all__ = [
     "LABELS", "LESSON_CLASSES", "class_name", "find_classes",
@@ -25,4 +26,5 @@ __all__ = [
     "load_model", "default_target_layers", "layer_choices",
     "METHODS", "compute_cams", "gradcam",
     "overlay", "viz_gradcam",
+    "explore",
 ]

@@ -184,6 +184,12 @@ def scale_maps(maps: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     return maps
 
 
+def maps_to_image(small_maps: Sequence[torch.Tensor], size: Tuple[int, int]) -> torch.Tensor:
+    """Each layer's maps scaled to the image, averaged over layers, and scaled to [0, 1] again."""
+    per_layer = [scale_maps(maps, size) for maps in small_maps]
+    return _min_max(torch.stack(per_layer).mean(dim=0))
+
+
 def _min_max(maps: torch.Tensor) -> torch.Tensor:
     low = maps.amin(dim=(1, 2), keepdim=True)
     high = (maps - low).amax(dim=(1, 2), keepdim=True)
@@ -212,8 +218,7 @@ def compute_cams(model: nn.Module, target_layers: Sequence[nn.Module], class_ids
         gradients = class_gradients(logits, activations, ids)
     size = tuple(input_tensor.shape[-2:])
     with torch.no_grad():
-        per_layer = [scale_maps(cam_of(a.detach(), g), size) for a, g in zip(activations, gradients)]
-        maps = _min_max(torch.stack(per_layer).mean(dim=0))
+        maps = maps_to_image([cam_of(a.detach(), g) for a, g in zip(activations, gradients)], size)
     return maps.cpu().numpy().astype(np.float32), logits.detach()
 
 

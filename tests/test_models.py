@@ -50,6 +50,7 @@ def test_offline_switches_to_the_stand_in_with_a_notice(torch_home, capsys):
 
 
 def test_unreachable_server_switches_at_once(torch_home, online, monkeypatch, capsys):
+    monkeypatch.delenv("LESSON_MODEL", raising=False)       # None means ResNet-50
     real = fetch_module.manifest()
     closed_port = {n: dict(e, url="http://127.0.0.1:9/resnet50-0676ba61.pth") for n, e in real.items()}
     monkeypatch.setattr(models, "manifest", lambda: closed_port)

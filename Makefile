@@ -2,7 +2,7 @@
 # can run themselves. Each target is self-sufficient: it creates .venv and installs what it needs.
 PYTHON ?= python3
 
-.PHONY: help lab test setup notebooks check-notebooks
+.PHONY: help lab test check site mirror setup notebooks check-notebooks
 
 help:
 	@$(PYTHON) lesson.py help
@@ -12,6 +12,15 @@ lab:            ## set up, then start JupyterLab on notebooks/
 
 test:           ## set up for developers, then pytest + nbval over every notebook (offline)
 	$(PYTHON) lesson.py test
+
+check:          ## set up, then check line by line that this computer is ready for the lesson
+	$(PYTHON) lesson.py check
+
+site:           ## set up, then build the executed lesson as HTML in _site/
+	$(PYTHON) lesson.py site
+
+mirror:         ## write the lesson's images and weights to lesson-mirror/ for a USB stick
+	$(PYTHON) lesson.py mirror
 
 setup:          ## only create .venv, install, and fetch the lesson data
 	$(PYTHON) lesson.py setup

@@ -83,3 +83,91 @@ def test_the_seeds_mistakes_are_not_back(episode):
     assert "pretrained=True" not in code and "COLOR_RGB2BGR" not in code
     assert not re.search(r"(?<![.\w])eval\(", code)
     assert "preprocess_image(" not in code
+
+
+# --- the episode checker: every episode has the Workbench parts a lesson needs ---------------
+
+def _divs(text):
+    """(kind, body) for every top-level fenced div, checking that fences balance."""
+    stack, found = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        opened = notebook_tool.OPEN_DIV.match(line)
+        if opened:
+            stack.append((opened.group(1), number))
+        elif notebook_tool.CLOSE_DIV.match(line):
+            assert stack, f"line {number}: a ::: fence closes a div that was never opened"
+            kind, start = stack.pop()
+            found.append((kind, start, number, stack[-1][0] if stack else None))
+    assert not stack, f"divs left open: {stack}"
+    return found
+
+
+@pytest.mark.parametrize("episode", EPISODES, ids=lambda p: p.name)
+def test_episode_has_what_a_workbench_episode_needs(episode):
+    text = episode.read_text()
+    front = re.match(r"---\n(.*?)\n---\n", text, flags=re.S)
+    assert front, "front matter missing"
+    fields = dict(line.split(":", 1) for line in front.group(1).splitlines() if ":" in line)
+    assert fields["title"].strip()
+    assert int(fields["teaching"]) > 0 and int(fields["exercises"]) > 0
+    divs = _divs(text)
+    kinds = [kind for kind, *_ in divs]
+    for needed in ("questions", "objectives", "keypoints"):
+        assert kinds.count(needed) == 1, f"needs one {needed} block"
+    assert all(parent == "challenge" for kind, _, _, parent in divs if kind == "solution"), "solution outside a challenge"
+    challenges = [d for d in divs if d[0] == "challenge"]
+    solved = {parent_line for kind, start, end, parent in divs if kind == "solution"
+              for parent_line in [next(s for k, s, e, _ in challenges if s < start and e > end)]}
+    assert challenges and len(solved) == len(challenges), "every challenge needs a solution"
+
+
+@pytest.mark.parametrize("episode", EPISODES, ids=lambda p: p.name)
+def test_every_figure_has_alt_text_and_exists(episode):
+    text = episode.read_text()
+    for match in re.finditer(r"!\[([^\]]*)\]\(([^)]+)\)(\{[^}]*\})?", text):
+        caption, source, attributes = match.groups()
+        assert attributes and re.search(r"alt='[^']{20,}'", attributes), f"{source} has no alt text"
+        assert (episode.parent / source).is_file(), f"{source} is missing"
+
+
+def test_the_episode_checker_catches_problems():
+    with pytest.raises(AssertionError, match="open"):
+        _divs("::: challenge\ntext\n")
+    with pytest.raises(AssertionError, match="never opened"):
+        _divs("text\n:::\n")
+
+
+def test_config_and_index_list_the_episodes_with_their_minutes():
+    config = (ROOT / "config.yaml").read_text()
+    for needed in ("carpentry: 'incubator'", "life_cycle:", "license: 'CC-BY 4.0'", "title:"):
+        assert needed in config
+    listed = re.findall(r"^- (\d\d-[\w-]+\.md)$", config, flags=re.M)
+    assert listed == [p.name for p in EPISODES]
+    index = (ROOT / "index.md").read_text()
+    for episode in EPISODES:
+        fields = dict(line.split(":", 1) for line in episode.read_text().split("\n---", 1)[0].splitlines() if ":" in line)
+        row = re.search(rf"\(episodes/{episode.name}\) \| (\d+) \| (\d+) \|", index)
+        assert row, f"{episode.name} missing from the schedule"
+        assert (int(row.group(1)), int(row.group(2))) == (int(fields["teaching"]), int(fields["exercises"]))
+    for page in ("learners/setup.md", "learners/reference.md", "instructors/instructor-notes.md",
+                 "profiles/learner-profiles.md", "LICENSE.md", "CODE_OF_CONDUCT.md", "CONTRIBUTING.md", "CITATION.cff"):
+        assert (ROOT / page).is_file(), page
+
+
+def test_instructor_notes_cover_the_usual_stumbles():
+    notes = (ROOT / "instructors" / "instructor-notes.md").read_text()
+    for topic in ("RGB versus BGR", "Normalisation", "Wrong class ids", "Hooks piling up",
+                  "Widgets that do not render", "torch installs"):
+        assert f"**{topic}" in notes, topic
+
+
+@pytest.mark.parametrize("handout", sorted((ROOT / "notebooks" / "handouts").glob("*.ipynb")), ids=lambda p: p.name)
+def test_handouts_keep_only_the_setup_code(handout):
+    full = json.loads((ROOT / "notebooks" / handout.name).read_text())
+    cells = json.loads(handout.read_text())["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert len(code) == sum(c["cell_type"] == "code" for c in full["cells"])
+    for cell in code:
+        tagged = "setup" in cell["metadata"].get("tags", [])
+        assert bool("".join(cell["source"]).strip()) == tagged
+        assert not cell["outputs"]

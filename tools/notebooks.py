@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
 """Generate notebooks/NAME.ipynb from episodes/NAME.md, the lesson's single source.
 
-    python tools/notebooks.py           # write every notebook
-    python tools/notebooks.py --check   # exit 1 if a notebook differs from its episode
+    python tools/notebooks.py           # write every notebook, and the live-coding handouts
+    python tools/notebooks.py --check   # exit 1 if a notebook or handout differs from its episode
 
 jupytext reads the Workbench Markdown (format ``md:markdown``: told, not guessed, since a
 guess sees the ``:::`` divs and asks for pandoc). Then the divs become bold headings, code in a
 ``solution`` div is collapsed (it still runs under nbval), and outputs are left empty.
+
+The handouts in ``notebooks/handouts/`` are the same notebooks with every code cell left empty
+except the set-up cells (tagged ``setup`` in the episode: ```` ```python tags=["setup"] ````),
+so that participants type along with the instructor.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import jupytext
 import nbformat
@@ -22,9 +27,11 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 EPISODES = ROOT / "episodes"
 NOTEBOOKS = ROOT / "notebooks"
+HANDOUTS = "handouts"
 
 OPEN_DIV = re.compile(r"^:{3,}\s*\{?\.?([\w-]+)\}?\s*$")
 CLOSE_DIV = re.compile(r"^:{3,}\s*$")
+FIGURE = re.compile(r"!\[(?P<caption>[^\]]*)\]\((?P<src>[^)]+)\)\{alt='(?P<alt>[^']*)'\}")
 HEADINGS = {
     "questions": "**Questions**", "objectives": "**Objectives**", "keypoints": "**Key points**",
     "challenge": "---\n\n**Challenge**", "solution": "**Solution** (the code below is collapsed: click the "
@@ -36,6 +43,37 @@ HEADINGS = {
 
 def episodes() -> List[Path]:
     return sorted(EPISODES.glob("[0-9]*.md"))
+
+
+def convert_divs(lines: List[str], stack: List[str]) -> List[str]:
+    """Drop ``:::`` fences, keeping track of open divs in ``stack``; label each div once.
+
+    A div that opens with its own heading (``## Challenge 1: ...``) keeps that heading; others
+    get a bold label such as **Callout**.
+    """
+    result: List[str] = []
+    pending: Optional[str] = None
+    for line in lines:
+        opened, closed = OPEN_DIV.match(line), CLOSE_DIV.match(line)
+        if closed:
+            if stack:
+                stack.pop()
+            continue
+        if opened:
+            stack.append(opened.group(1))
+            pending = opened.group(1)
+            continue
+        if pending is not None and line.strip():
+            label = HEADINGS.get(pending, f"**{pending.title()}**")
+            if line.lstrip().startswith("#"):
+                label = "---" if label.startswith("---") else ""
+            if label:
+                result.extend([label, ""])
+            pending = None
+        result.append(line)
+    if pending is not None:
+        result.append(HEADINGS.get(pending, f"**{pending.title()}**"))
+    return result
 
 
 def _front_matter(text: str) -> dict:
@@ -70,19 +108,10 @@ def episode_to_notebook(path: Path) -> nbformat.NotebookNode:
                 metadata["tags"] = tags
             cells.append(nbformat.v4.new_code_cell(cell.source, metadata=metadata))
             continue
-        lines = []
-        for line in cell.source.splitlines():
-            opened, closed = OPEN_DIV.match(line), CLOSE_DIV.match(line)
-            if closed:
-                if stack:
-                    stack.pop()
-                continue
-            if opened:
-                stack.append(opened.group(1))
-                lines.append(HEADINGS.get(opened.group(1), f"**{opened.group(1).title()}**"))
-                continue
-            lines.append(line)
-        text = "\n".join(lines).strip()
+        lines = convert_divs(cell.source.splitlines(), stack)
+        text = "\n".join(lines).strip().replace("](fig/", "](../episodes/fig/")
+        # Workbench's ![caption](src){alt='...'} becomes Markdown's ![alt](src) and a caption line
+        text = FIGURE.sub(lambda m: f"![{m['alt']}]({m['src']})\n\n*Figure: {m['caption']}*", text)
         if text:
             cells.append(nbformat.v4.new_markdown_cell(text))
     if stack:
@@ -97,23 +126,46 @@ def episode_to_notebook(path: Path) -> nbformat.NotebookNode:
     return notebook
 
 
+def handout(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook with its code cells emptied, except the set-up cells."""
+    copy = nbformat.from_dict(json.loads(json.dumps(notebook)))
+    for cell in copy.cells:
+        if cell.cell_type == "code" and "setup" not in cell.metadata.get("tags", []):
+            cell.source = ""
+            cell.metadata.pop("jupyter", None)
+        if cell.cell_type == "markdown":
+            cell.source = cell.source.replace("](../episodes/fig/", "](../../episodes/fig/")
+    copy.cells.insert(1, nbformat.v4.new_markdown_cell(
+        "*Live-coding handout: type the code along with your instructor. The full notebook, with "
+        "every cell filled in, is one folder up.*"))
+    for index, cell in enumerate(copy.cells):
+        cell.id = f"handout-{index:03d}"
+    return copy
+
+
 def notebook_text(notebook: nbformat.NotebookNode) -> str:
     return nbformat.writes(notebook) + "\n"
+
+
+def outputs(path: Path) -> dict:
+    """{target path: text} for one episode: its notebook and its handout."""
+    notebook = episode_to_notebook(path)
+    return {NOTEBOOKS / f"{path.stem}.ipynb": notebook_text(notebook),
+            NOTEBOOKS / HANDOUTS / f"{path.stem}.ipynb": notebook_text(handout(notebook))}
 
 
 def main(argv: List[str]) -> int:
     check = "--check" in argv
     stale = []
-    NOTEBOOKS.mkdir(exist_ok=True)
+    (NOTEBOOKS / HANDOUTS).mkdir(parents=True, exist_ok=True)
     for path in episodes():
-        target = NOTEBOOKS / f"{path.stem}.ipynb"
-        text = notebook_text(episode_to_notebook(path))
-        if check:
-            if not target.exists() or target.read_text(encoding="utf-8") != text:
-                stale.append(target.name)
-        else:
-            target.write_text(text, encoding="utf-8", newline="\n")
-            print(f"wrote {target}")
+        for target, text in outputs(path).items():
+            if check:
+                if not target.exists() or target.read_text(encoding="utf-8") != text:
+                    stale.append(str(target.relative_to(NOTEBOOKS)))
+            else:
+                target.write_text(text, encoding="utf-8", newline="\n")
+                print(f"wrote {target}")
     if stale:
         print("out of sync with their episodes (run `python lesson.py notebooks`): " + ", ".join(stale))
         return 1

@@ -90,13 +90,17 @@ def test_the_explorer_renders_and_answers_in_jupyterlab(jupyterlab):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{base}/lab/tree/04-exploring.ipynb?token={token}", wait_until="domcontentloaded")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                                   ".jp-Toolbar-kernelStatus", timeout=60_000)
+            # the kernel must be up before "Run All Cells", or the click runs nothing
+            page.wait_for_function("() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+                                   ".some(e => e.innerText.includes('| Idle'))", timeout=90_000)
             page.get_by_role("menuitem", name="Run", exact=True).click()
             page.get_by_text("Run All Cells", exact=True).click()
 
-            heatmap = page.locator(".jp-OutputArea-output .widget-image").first
-            heatmap.wait_for(state="visible", timeout=120_000)
+            try:
+                page.locator(".jp-OutputArea-output .widget-image").first.wait_for(state="visible", timeout=120_000)
+            except Exception:
+                page.screenshot(path=str(SCREENSHOTS / "explorer-timeout.png"), full_page=True)
+                raise
             # all cells done: the kernel is idle again and both explorers (episode + solution) are drawn
             page.wait_for_function("() => document.querySelectorAll('.jp-OutputArea-output .widget-image').length >= 2"
                                    " && [...document.querySelectorAll('.jp-StatusBar-TextItem')]"

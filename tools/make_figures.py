@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Draw the lesson's static figures into episodes/fig/ (run again after changing them).
+
+    python tools/make_figures.py
+
+The figure names the model that made it, as every figure of the lesson does.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from helpers import class_name, default_target_layers, fetch, load_image, load_model, overlay  # noqa: E402
+from helpers.cam import forward_with_activations, gradcam_map, maps_to_image  # noqa: E402
+
+
+def gradcam_steps(path: Path) -> None:
+    model = load_model()
+    input_tensor, rgb_image = load_image(fetch("both.png"))
+    logits, (activations,) = forward_with_activations(model, default_target_layers(model), input_tensor, detach=True)
+    class_id = int(logits.argmax())
+    gradients, = torch.autograd.grad(logits[0, class_id], activations)
+    small = torch.relu(gradcam_map(activations.detach(), gradients))[0]
+    heatmap = maps_to_image([small[None]], rgb_image.shape[:2])[0].numpy()
+    panels = [(rgb_image, "1. the image"),
+              (small.numpy(), f"2. GradCAM at the last\nconvolutional layer ({small.shape[0]}×{small.shape[1]})"),
+              (heatmap, "3. scaled up to the image"),
+              (overlay(rgb_image, heatmap), f"4. laid over the photo:\n{class_name(class_id)}")]
+    figure, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    for axis, (picture, title) in zip(axes, panels):
+        axis.imshow(picture, cmap="jet" if picture.ndim == 2 else None, interpolation="nearest")
+        axis.set_title(title, fontsize=10)
+        axis.axis("off")
+    figure.suptitle(f"made with {model.lesson_name}", fontsize=8, x=0.99, ha="right", y=0.02)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    gradcam_steps(ROOT / "episodes" / "fig" / "gradcam-steps.png")

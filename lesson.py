@@ -91,7 +91,8 @@ def main(argv: list[str]) -> int:
         run(python, "-m", "helpers.setup")
     elif command == "lab":
         python = setup()
-        run(python, "-m", "jupyter", "lab", "--notebook-dir", ROOT / "notebooks",
+        as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []   # containers
+        run(python, "-m", "jupyter", "lab", "--notebook-dir", ROOT / "notebooks", *as_root, *argv[1:],
             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
     elif command == "test":
         python = ensure_venv(developer=True)

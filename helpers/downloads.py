@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from ._files import read_data_file
 
@@ -116,8 +116,8 @@ def _open_url(url: str, timeout=TIMEOUT):
     return response
 
 
-def read_url(url: str, *, max_bytes: int = MAX_IMAGE_BYTES, timeout=TIMEOUT) -> bytes:
-    """Download ``url`` into memory, refusing anything larger than ``max_bytes``."""
+def _chunks(url: str, max_bytes: int, timeout) -> Iterator[Tuple[int, bytes]]:
+    """Yield (declared size, chunk) from a download, stopping at ``max_bytes`` and at timeouts."""
     import requests
 
     response = _open_url(url, timeout)
@@ -125,16 +125,20 @@ def read_url(url: str, *, max_bytes: int = MAX_IMAGE_BYTES, timeout=TIMEOUT) -> 
         declared = int(response.headers.get("Content-Length") or 0)
         if declared > max_bytes:
             raise ValueError(f"{url} is {declared} bytes, more than the {max_bytes}-byte limit")
-        chunks, total = [], 0
+        total = 0
         try:
             for chunk in response.iter_content(chunk_size=1 << 16):
                 total += len(chunk)
                 if total > max_bytes:
                     raise ValueError(f"{url} is larger than the {max_bytes}-byte limit")
-                chunks.append(chunk)
+                yield declared, chunk
         except requests.RequestException as error:
             raise OSError(f"could not download {url}: {error}") from error
-    return b"".join(chunks)
+
+
+def read_url(url: str, *, max_bytes: int = MAX_IMAGE_BYTES, timeout=TIMEOUT) -> bytes:
+    """Download ``url`` into memory, refusing anything larger than ``max_bytes``."""
+    return b"".join(chunk for _, chunk in _chunks(url, max_bytes, timeout))
 
 
 def download(url: str, dest: PathLike, *, entry: Optional[dict] = None, max_bytes: int = MAX_IMAGE_BYTES,
@@ -143,30 +147,23 @@ def download(url: str, dest: PathLike, *, entry: Optional[dict] = None, max_byte
 
     The file appears at ``dest`` only once it is complete and verified.
     """
-    import requests
     from tqdm.auto import tqdm
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    response = _open_url(url, timeout)
+    chunks = _chunks(url, max_bytes, timeout)
+    first = next(chunks, None)                     # connect (and fail) before making any file
     handle = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=dest.name + ".", suffix=".part", delete=False)
     part = Path(handle.name)
     try:
-        with response, handle:
-            declared = int(response.headers.get("Content-Length") or 0)
-            if declared > max_bytes:
-                raise ValueError(f"{url} is {declared} bytes, more than the {max_bytes}-byte limit")
-            total = 0
-            with tqdm(total=declared or None, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
-                try:
-                    for chunk in response.iter_content(chunk_size=1 << 16):
-                        total += len(chunk)
-                        if total > max_bytes:
-                            raise ValueError(f"{url} is larger than the {max_bytes}-byte limit")
-                        handle.write(chunk)
-                        bar.update(len(chunk))
-                except requests.RequestException as error:
-                    raise OSError(f"could not download {url}: {error}") from error
+        with handle, tqdm(total=(first[0] if first else 0) or None, unit="B", unit_scale=True, desc=dest.name,
+                          disable=not progress) as bar:
+            if first:
+                handle.write(first[1])
+                bar.update(len(first[1]))
+            for _, chunk in chunks:
+                handle.write(chunk)
+                bar.update(len(chunk))
         if entry is not None and not hash_matches(part, entry):
             raise HashMismatchError(f"{url} downloaded, but its sha256 is not the one in the manifest "
                                     f"(the file changed or the download broke); nothing was saved")

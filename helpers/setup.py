@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .downloads import fetch, is_offline, lesson_images, mirror_dir
+from .downloads import fetch, hash_matches, is_offline, lesson_images, manifest, mirror_dir
 from .models import RESNET50_FILE, get_resnet50_weights, resnet50_weights_path
 
 
@@ -37,8 +37,11 @@ def fetch_weights(progress: bool = True) -> Optional[Path]:
     path = resnet50_weights_path()
     mirror = mirror_dir()
     if not path.is_file() and mirror is not None and (mirror / RESNET50_FILE).is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(mirror / RESNET50_FILE, path)
+        if hash_matches(mirror / RESNET50_FILE, manifest()[RESNET50_FILE]):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(mirror / RESNET50_FILE, path)
+        else:
+            print(f"  ignored  {mirror / RESNET50_FILE}: its sha256 is not the one torchvision publishes")
     try:
         path = get_resnet50_weights(progress=progress)
         print(f"  ok       ResNet-50 weights {path}")

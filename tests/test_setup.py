@@ -38,3 +38,38 @@ def test_the_front_door_runs_with_only_the_standard_library():
     makefile = (ROOT / "Makefile").read_text()
     for target in ("lab", "test"):
         assert f"lesson.py {target}" in makefile
+
+
+def test_weights_from_a_mirror_are_checked_then_copied_into_torchs_cache(tmp_path, monkeypatch, capsys):
+    import torch
+
+    import helpers.setup as setup_module
+    from helpers.downloads import manifest, sha256_of
+    from helpers.models import resnet50_weights_path
+
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    torch.save({"fc.bias": torch.zeros(3)}, stick / "resnet50-0676ba61.pth")
+    monkeypatch.setenv("LESSON_DATA_MIRROR", str(stick))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert setup_module.fetch_weights(progress=False) is None          # wrong hash: refused
+    assert "ignored" in capsys.readouterr().out and not resnet50_weights_path().exists()
+    real = manifest()
+    patched = {**real, "resnet50-0676ba61.pth": dict(real["resnet50-0676ba61.pth"],
+                                                     sha256_prefix=sha256_of(stick / "resnet50-0676ba61.pth")[:8])}
+    monkeypatch.setattr(setup_module, "manifest", lambda: patched)
+    assert setup_module.fetch_weights(progress=False) == resnet50_weights_path()
+    assert resnet50_weights_path().read_bytes() == (stick / "resnet50-0676ba61.pth").read_bytes()
+
+
+def test_lab_starts_jupyterlab_without_the_news_popup(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("lesson", ROOT / "lesson.py")
+    lesson = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lesson)
+    monkeypatch.setattr(lesson, "VENV", tmp_path / "venv")
+    lesson.quiet_jupyterlab()
+    overrides = json.loads((tmp_path / "venv" / "share" / "jupyter" / "lab" / "settings" / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"

@@ -18,13 +18,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "tests" / "browser" / "screenshots"
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must install Debian's chromium for the browser tests (see .ci/run)")
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
 
 def _free_port() -> int:
@@ -76,61 +69,50 @@ def jupyterlab(tmp_path_factory):
             server.kill()
 
 
-def test_the_explorer_renders_and_answers_in_jupyterlab(jupyterlab):
-    from playwright.sync_api import sync_playwright
-
+def test_the_explorer_renders_and_answers_in_jupyterlab(jupyterlab, browser, screenshots):
     base, token = jupyterlab
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{base}/lab/tree/04-exploring.ipynb?token={token}", wait_until="domcontentloaded")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            # the kernel must be up before "Run All Cells", or the click runs nothing
-            page.wait_for_function("() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
-                                   ".some(e => e.innerText.includes('| Idle'))", timeout=90_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_text("Run All Cells", exact=True).click()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{base}/lab/tree/04-exploring.ipynb?token={token}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # the kernel must be up before "Run All Cells", or the click runs nothing
+    page.wait_for_function("() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+                           ".some(e => e.innerText.includes('| Idle'))", timeout=90_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
 
-            try:
-                page.locator(".jp-OutputArea-output .widget-image").first.wait_for(state="visible", timeout=120_000)
-            except Exception:
-                page.screenshot(path=str(SCREENSHOTS / "explorer-timeout.png"), full_page=True)
-                raise
-            # all cells done: the kernel is idle again and both explorers (episode + solution) are drawn
-            page.wait_for_function("() => document.querySelectorAll('.jp-OutputArea-output .widget-image').length >= 2"
-                                   " && [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
-                                   ".some(e => e.innerText.includes('| Idle'))", timeout=120_000)
-            # only outputs count: the lesson's own callout quotes that message
-            errors = page.locator(".jp-OutputArea-output", has_text="Error displaying widget")
-            if errors.count():
-                page.screenshot(path=str(SCREENSHOTS / "widget-error.png"), full_page=True)
-                raise AssertionError(f"widgets failed to render: {errors.all_inner_texts()}")
-            # the notebook's last explorer is the live one: a new explorer on a model releases the older
-            live = page.locator(".jp-OutputArea-output", has=page.locator(".widget-image")).last
-            heatmap = live.locator(".widget-image")
-            class_select = live.locator(".widget-dropdown", has_text="Class").locator("select").first
-            class_select.wait_for(timeout=30_000)
-            shown = class_select.locator("option").all_inner_texts()      # ipywidgets uses no-break spaces
-            labels = [label.replace("\xa0", " ") for label in shown]
-            assert "245 · French bulldog" in labels and "281 · tabby" in labels
-            before = heatmap.get_attribute("src")
-            current = labels[int(class_select.evaluate("s => s.selectedIndex"))]
-            chosen = "281 · tabby" if current != "281 · tabby" else "245 · French bulldog"
-            class_select.select_option(label=shown[labels.index(chosen)])
-            page.wait_for_function("(old) => { const all = document.querySelectorAll('.jp-OutputArea-output .widget-image');"
-                                   " return all.length && all[all.length - 1].src !== old; }", arg=before, timeout=30_000)
-            status = page.locator(".widget-html", has_text="top class").first
-            status.wait_for(timeout=30_000)
-            page.wait_for_function("(text) => [...document.querySelectorAll('.widget-html')]"
-                                   ".some(e => e.innerText.replace(/\\u00a0/g, ' ').includes(text))", arg=chosen,
-                                   timeout=30_000)
-            heatmap.scroll_into_view_if_needed()
-            page.screenshot(path=str(SCREENSHOTS / "explorer.png"))
-            assert errors.count() == 0
-        finally:
-            browser.close()
+    try:
+        page.locator(".jp-OutputArea-output .widget-image").first.wait_for(state="visible", timeout=120_000)
+    except Exception:
+        page.screenshot(path=str(screenshots / "explorer-timeout.png"), full_page=True)
+        raise
+    # all cells done: the kernel is idle again and both explorers (episode + solution) are drawn
+    page.wait_for_function("() => document.querySelectorAll('.jp-OutputArea-output .widget-image').length >= 2"
+                           " && [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+                           ".some(e => e.innerText.includes('| Idle'))", timeout=120_000)
+    # only outputs count: the lesson's own callout quotes that message
+    errors = page.locator(".jp-OutputArea-output", has_text="Error displaying widget")
+    if errors.count():
+        page.screenshot(path=str(screenshots / "widget-error.png"), full_page=True)
+        raise AssertionError(f"widgets failed to render: {errors.all_inner_texts()}")
+    # the notebook's last explorer is the live one: a new explorer on a model releases the older
+    live = page.locator(".jp-OutputArea-output", has=page.locator(".widget-image")).last
+    heatmap = live.locator(".widget-image")
+    class_select = live.locator(".widget-dropdown", has_text="Class").locator("select").first
+    class_select.wait_for(timeout=30_000)
+    shown = class_select.locator("option").all_inner_texts()      # ipywidgets uses no-break spaces
+    labels = [label.replace("\xa0", " ") for label in shown]
+    assert "245 · French bulldog" in labels and "281 · tabby" in labels
+    before = heatmap.get_attribute("src")
+    current = labels[int(class_select.evaluate("s => s.selectedIndex"))]
+    chosen = "281 · tabby" if current != "281 · tabby" else "245 · French bulldog"
+    class_select.select_option(label=shown[labels.index(chosen)])
+    page.wait_for_function("(old) => { const all = document.querySelectorAll('.jp-OutputArea-output .widget-image');"
+                           " return all.length && all[all.length - 1].src !== old; }", arg=before, timeout=30_000)
+    status = page.locator(".widget-html", has_text="top class").first
+    status.wait_for(timeout=30_000)
+    page.wait_for_function("(text) => [...document.querySelectorAll('.widget-html')]"
+                           ".some(e => e.innerText.replace(/\\u00a0/g, ' ').includes(text))", arg=chosen,
+                           timeout=30_000)
+    heatmap.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "explorer.png"))
+    assert errors.count() == 0

@@ -5,21 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "tests" / "browser" / "screenshots"
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must install Debian's chromium for the browser tests (see .ci/run)")
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
 
-def test_the_site_shows_an_executed_episode(tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_the_site_shows_an_executed_episode(tmp_path, browser, screenshots):
     out = tmp_path / "_site"
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "site.py"), "--out", str(out),
                              "--only", "01-images-as-tensors"], capture_output=True, text=True, timeout=600,
@@ -27,24 +17,15 @@ def test_the_site_shows_an_executed_episode(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     for page in ("index.html", "01-images-as-tensors.html", "setup.html", "reference.html", "instructor-notes.html"):
         assert (out / page).is_file(), page
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 1400})
-            page.goto((out / "index.html").as_uri())
-            assert page.locator("a[href='01-images-as-tensors.html']").count() == 1
-            page.locator("a[href='01-images-as-tensors.html']").click()
-            page.wait_for_load_state()
-            assert "with the model efficientnet_lite0" in page.locator(".banner").inner_text()
-            figure = page.locator(".jp-OutputArea-output img").first
-            figure.scroll_into_view_if_needed()
-            box = figure.bounding_box()
-            assert box and box["width"] > 100 and box["height"] > 100       # the executed plt.imshow
-            assert "Ready for the lesson" in page.content() or "Not ready yet" in page.content()
-            page.screenshot(path=str(SCREENSHOTS / "site-episode-1.png"))
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1200, "height": 1400})
+    page.goto((out / "index.html").as_uri())
+    assert page.locator("a[href='01-images-as-tensors.html']").count() == 1
+    page.locator("a[href='01-images-as-tensors.html']").click()
+    page.wait_for_load_state()
+    assert "with the model efficientnet_lite0" in page.locator(".banner").inner_text()
+    figure = page.locator(".jp-OutputArea-output img").first
+    figure.scroll_into_view_if_needed()
+    box = figure.bounding_box()
+    assert box and box["width"] > 100 and box["height"] > 100       # the executed plt.imshow
+    assert "Ready for the lesson" in page.content() or "Not ready yet" in page.content()
+    page.screenshot(path=str(screenshots / "site-episode-1.png"))

@@ -128,7 +128,7 @@ def forward_with_activations(model: nn.Module, target_layers: Sequence[nn.Module
     layers = check_target_layers(model, target_layers)
     if detach and len(layers) != 1:
         raise ValueError("detach=True keeps one layer's activations; pass a single target layer")
-    x = check_input(input_tensor).detach().to(_device_of(model)).clone()
+    x = check_input(input_tensor).detach().to(model_device(model)).clone()
     kept: Dict[int, torch.Tensor] = {}
 
     def keeper(index: int):
@@ -275,7 +275,8 @@ def _example_layers(model: nn.Module) -> List[str]:
         return ["the last convolutional block"]
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without any)."""
     for parameter in model.parameters():
         return parameter.device
     return torch.device("cpu")

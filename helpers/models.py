@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
-from .downloads import MAX_WEIGHTS_BYTES, download, hash_matches, manifest
+from .downloads import MAX_WEIGHTS_BYTES, download, manifest
 
 #: The models load_model knows. "resnet50_untrained" has random weights: for timing tests only.
 MODEL_NAMES = ("resnet50", "efficientnet_lite0", "resnet50_untrained")

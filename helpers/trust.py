@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cam import check_input, compute_cams, eval_mode
+from .cam import check_input, compute_cams, eval_mode, model_device
 from .labels import check_class_id
 
 
@@ -36,7 +36,7 @@ def saliency(model: nn.Module, class_id: int, input_tensor: torch.Tensor) -> np.
     Returns float32 ``[H, W]`` scaled to [0, 1].
     """
     check_class_id(class_id)
-    x = check_input(input_tensor).detach().clone().requires_grad_(True)
+    x = check_input(input_tensor).detach().to(model_device(model)).clone().requires_grad_(True)
     with eval_mode(model), torch.enable_grad():
         score = model(x)[0, int(class_id)]
         gradient, = torch.autograd.grad(score, x)
@@ -131,7 +131,7 @@ def random_like(model: nn.Module, seed: int) -> nn.Module:
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
     fresh.lesson_name = name
-    return fresh.to(next(model.parameters()).device).eval()
+    return fresh.to(model_device(model)).eval()
 
 
 def cascade_stages(model: nn.Module) -> List[Tuple[str, List[str]]]:
@@ -225,7 +225,7 @@ def _curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap:
         mask = mask.reshape(1, 1, *x.shape[-2:])
         frames.append(blurred * (1 - mask) + x * mask if insert else x * (1 - mask) + blurred * mask)
     with eval_mode(model), torch.no_grad():
-        probabilities = torch.softmax(model(torch.cat(frames).to(next(model.parameters()).device)), dim=1)
+        probabilities = torch.softmax(model(torch.cat(frames).to(model_device(model))), dim=1)
     return probabilities[:, int(class_id)].cpu().numpy()
 
 

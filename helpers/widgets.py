@@ -20,18 +20,17 @@ import html
 import io
 import weakref
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image as PILImage
 from torch import nn
 
 from .cam import GRADIENT_FREE, METHODS, class_gradients, forward_with_activations, maps_to_image
 from .downloads import fetch, lesson_images
 from .images import load_image
-from .labels import LABELS, LESSON_CLASSES, class_name, find_classes
+from .labels import LABELS, LESSON_CLASSES, check_class_id, class_name, find_classes
 from .models import layer_choices
 from .viz import COLORMAPS, overlay
 
@@ -90,7 +89,7 @@ class Explorer:
         ])
 
         self._run_forward()
-        self._set_class_options(keep=class_id)
+        self._set_class_options(keep=None if class_id is None else check_class_id(class_id))
         self._draw()
         for control in (self.class_choice, self.layer_choice, self.method_choice, self.alpha, self.cmap_choice):
             control.observe(self._on_change, names="value")
@@ -171,8 +170,8 @@ class Explorer:
         probabilities = self._forward[4]
         top5 = [int(i) for i in torch.topk(probabilities, 5).indices]
         extra = [value for _, value in (self.class_choice.options or ())]
-        ids = list(dict.fromkeys(top5 + list(LESSON_CLASSES) + extra))
         wanted = keep if keep is not None else self.class_choice.value
+        ids = list(dict.fromkeys(top5 + list(LESSON_CLASSES) + extra + ([wanted] if wanted is not None else [])))
         self.class_choice.options = [(class_name(i), i) for i in ids]
         self.class_choice.value = wanted if wanted in ids else top5[0]
 
@@ -280,10 +279,11 @@ def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: 
     (GradCAM, GradCAM++, HiResCAM, LayerCAM, EigenCAM), the opacity, the colours, and the image
     (the lesson's images or your own upload).
     """
+    # Build the new explorer first: if an argument is bad, the previous one keeps working.
+    explorer = Explorer(model, list(target_layers), input_tensor, rgb_image, class_id, method, alpha, cmap)
     previous = _LIVE.get(id(model))
     if previous is not None and previous() is not None:
         previous().release()
-    explorer = Explorer(model, list(target_layers), input_tensor, rgb_image, class_id, method, alpha, cmap)
     _LIVE[id(model)] = weakref.ref(explorer)
     explorer.widget.explorer = explorer          # for tests and the curious
     return explorer.widget

@@ -171,3 +171,11 @@ def test_handouts_keep_only_the_setup_code(handout):
         tagged = "setup" in cell["metadata"].get("tags", [])
         assert bool("".join(cell["source"]).strip()) == tagged
         assert not cell["outputs"]
+
+
+@pytest.mark.parametrize("episode", EPISODES, ids=lambda p: p.name)
+def test_code_fences_are_plain_one_word_fences(episode):
+    """Pandoc (the Workbench) reads a backtick fence's info string as one word, or not as code at all."""
+    for number, line in enumerate(episode.read_text().splitlines(), 1):
+        if line.startswith("```"):
+            assert re.fullmatch(r"```[\w-]*", line.rstrip()), f"line {number}: {line!r} is not a one-word fence"

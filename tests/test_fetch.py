@@ -1,6 +1,5 @@
 import shutil
 import socket
-import threading
 import time
 
 import pytest

@@ -5,7 +5,6 @@ speed, and needs no download; its predictions mean nothing, so only errors are c
 nbval runs the notebooks with the stand-in.
 """
 
-import os
 from pathlib import Path
 
 import nbformat

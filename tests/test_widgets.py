@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import LABELS, LESSON_CLASSES, explore, gradcam, load_image
+from helpers import LESSON_CLASSES, explore, gradcam
 from helpers.cam import METHODS
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -159,3 +159,13 @@ def test_running_the_cell_twenty_times_piles_up_nothing(random_resnet, both):
     assert all(w.explorer.released for w in widgets[:-1]) and not widgets[-1].explorer.released
     assert all(not m._forward_hooks and not m._backward_hooks for m in random_resnet.modules())
     assert _rss_mb() - start < 150
+
+
+def test_a_starting_class_is_selected_even_outside_the_list(random_resnet, both):
+    widget = explore(random_resnet, [random_resnet.layer4], *both, class_id=1)
+    assert class_choice(widget).value == 1 and "1 · goldfish" in widget.explorer.status.value
+    with pytest.raises(ValueError, match=r"0\.\.999"):
+        explore(random_resnet, [random_resnet.layer4], *both, class_id=1000)
+    assert not widget.explorer.released                 # a failed new explorer leaves the old one working
+    class_choice(widget).value = 245
+    assert "245 · French bulldog" in widget.explorer.status.value

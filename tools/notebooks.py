@@ -8,9 +8,12 @@ jupytext reads the Workbench Markdown (format ``md:markdown``: told, not guessed
 guess sees the ``:::`` divs and asks for pandoc). Then the divs become bold headings, code in a
 ``solution`` div is collapsed (it still runs under nbval), and outputs are left empty.
 
+Two comments on a code cell's first line become tags (the Workbench's pandoc reads a fence's
+info string as one word, so tags cannot go there): ``# Set-up: ...`` tags it ``setup``, and
+``# This cell is meant to fail ...`` tags it ``raises-exception`` for nbval.
+
 The handouts in ``notebooks/handouts/`` are the same notebooks with every code cell left empty
-except the set-up cells (tagged ``setup`` in the episode: ```` ```python tags=["setup"] ````),
-so that participants type along with the instructor.
+except the set-up cells, so that participants type along with the instructor.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ HANDOUTS = "handouts"
 
 OPEN_DIV = re.compile(r"^:{3,}\s*\{?\.?([\w-]+)\}?\s*$")
 CLOSE_DIV = re.compile(r"^:{3,}\s*$")
+SETUP_MARK = re.compile(r"^#\s*set-up\b", re.IGNORECASE)
+FAIL_MARK = re.compile(r"^#.*\bmeant to fail\b", re.IGNORECASE)
 FIGURE = re.compile(r"!\[(?P<caption>[^\]]*)\]\((?P<src>[^)]+)\)\{alt='(?P<alt>[^']*)'\}")
 HEADINGS = {
     "questions": "**Questions**", "objectives": "**Objectives**", "keypoints": "**Key points**",
@@ -101,6 +106,11 @@ def episode_to_notebook(path: Path) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             metadata = {}
             tags = list(cell.metadata.get("tags", []))
+            first_line = cell.source.lstrip().split("\n", 1)[0]
+            if SETUP_MARK.match(first_line):
+                tags.append("setup")
+            if FAIL_MARK.match(first_line):
+                tags.append("raises-exception")
             if "solution" in stack:
                 metadata["jupyter"] = {"source_hidden": True}
                 tags.append("solution")

@@ -58,7 +58,7 @@ def jupyterlab(tmp_path_factory):
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("JupyterLab did not start")
+                    raise RuntimeError("JupyterLab did not start") from None
                 time.sleep(0.5)
         yield base, token
     finally:

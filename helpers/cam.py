@@ -204,14 +204,14 @@ def compute_cams(model: nn.Module, target_layers: Sequence[nn.Module], class_ids
     Several target layers are averaged, as pytorch-grad-cam does.
     """
     cam_of = _method(method)
+    layers = check_target_layers(model, target_layers)
     ids = list(class_ids)
     if len(ids) != check_input(input_tensor).shape[0]:
         raise ValueError(f"give one class id per image: {len(ids)} ids for {input_tensor.shape[0]} images")
     for class_id in ids:
         if class_id is not None:
             check_class_id(class_id)
-    logits, activations = forward_with_activations(model, target_layers, input_tensor,
-                                                   detach=len(target_layers) == 1)
+    logits, activations = forward_with_activations(model, layers, input_tensor, detach=len(layers) == 1)
     ids = [int(logits[i].argmax()) if c is None else check_class_id(c, logits.shape[1]) for i, c in enumerate(ids)]
     gradients = [None] * len(activations)
     if method not in GRADIENT_FREE:

@@ -63,6 +63,7 @@ class Explorer:
         self._gradients: "OrderedDict[int, torch.Tensor]" = OrderedDict()
         self._maps: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
         self._busy = False
+        self._uploads = 0
         self.released = False
 
         first_layer = next(name for name, layer in self.layers.items() if layer is target_layers[0])
@@ -241,7 +242,8 @@ class Explorer:
         if not files:
             return
         upload = files[-1] if isinstance(files, (list, tuple)) else list(files.values())[-1]
-        name = f"upload: {upload['name']}"
+        self._uploads += 1                       # a new name each time: the caches are keyed by it
+        name = f"upload {self._uploads}: {upload['name']}"
         previous_options, previous_image = list(self.image_choice.options), self.image_choice.value
 
         def action():

@@ -49,6 +49,11 @@ def test_several_layers_and_a_non_square_image(random_resnet):
     assert np.abs(ours - library_cam(random_resnet, layers, 1, x)).max() <= 1e-2
 
 
+def test_a_single_layer_need_not_be_in_a_list(stand_in, both):
+    as_list = gradcam(stand_in, [stand_in.conv_head], 281, both[0])
+    assert np.array_equal(gradcam(stand_in, stand_in.conv_head, 281, both[0]), as_list)
+
+
 def test_none_means_the_predicted_class_and_numpy_ints_work(stand_in, both):
     predicted = gradcam(stand_in, default_target_layers(stand_in), None, both[0])
     assert np.array_equal(predicted, gradcam(stand_in, default_target_layers(stand_in), np.int64(243), both[0]))

@@ -18,6 +18,7 @@ Set ``LESSON_OFFLINE=1`` to forbid step 3 (the tests do).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -152,16 +153,13 @@ def download(url: str, dest: PathLike, *, entry: Optional[dict] = None, max_byte
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     chunks = _chunks(url, max_bytes, timeout)
-    first = next(chunks, None)                     # connect (and fail) before making any file
+    declared, first = next(chunks, (0, b""))       # connect (and fail) before making any file
     handle = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=dest.name + ".", suffix=".part", delete=False)
     part = Path(handle.name)
     try:
-        with handle, tqdm(total=(first[0] if first else 0) or None, unit="B", unit_scale=True, desc=dest.name,
+        with handle, tqdm(total=declared or None, unit="B", unit_scale=True, desc=dest.name,
                           disable=not progress) as bar:
-            if first:
-                handle.write(first[1])
-                bar.update(len(first[1]))
-            for _, chunk in chunks:
+            for chunk in itertools.chain([first], (chunk for _, chunk in chunks)):
                 handle.write(chunk)
                 bar.update(len(chunk))
         if entry is not None and not hash_matches(part, entry):
@@ -173,18 +171,19 @@ def download(url: str, dest: PathLike, *, entry: Optional[dict] = None, max_byte
     return dest
 
 
-def fetch(name: str, *, progress: bool = True) -> Path:
+def fetch(name: str, *, dest: Optional[PathLike] = None, progress: bool = True) -> Path:
     """Return the local path of the lesson file ``name`` (for example ``"both.png"``).
 
     Looks in the cache, then in ``LESSON_DATA_MIRROR``, then downloads, checking the sha256
-    each time. Raises ``KeyError`` for a name the manifest does not list, and ``OSError``
-    saying where it looked when no copy can be had.
+    each time. ``dest`` puts the file somewhere other than the lesson's cache (the ResNet-50
+    weights go into torch's). Raises ``KeyError`` for a name the manifest does not list, and
+    ``OSError`` saying where it looked when no copy can be had.
     """
     entries = manifest()
     if name not in entries:
         raise KeyError(f"{name!r} is not a lesson file; the manifest lists {', '.join(sorted(entries))}")
     entry = entries[name]
-    cached = cache_dir() / name
+    cached = Path(dest) if dest is not None else cache_dir() / name
     tried = []
     if cached.is_file():
         if hash_matches(cached, entry):

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
-from .downloads import MAX_WEIGHTS_BYTES, download, manifest
+from .downloads import fetch
 
 #: The models load_model knows. "resnet50_untrained" has random weights: for timing tests only.
 MODEL_NAMES = ("resnet50", "efficientnet_lite0", "resnet50_untrained")
@@ -33,15 +33,16 @@ def resnet50_weights_path() -> Path:
 
 
 def get_resnet50_weights(progress: bool = True) -> Path:
-    """Return the path of the ResNet-50 weights, downloading them (with a timeout) if needed.
+    """Return the path of the ResNet-50 weights in torch's cache, getting them if needed.
 
-    Raises ``OSError`` saying why when they are neither cached nor downloadable.
+    Like every lesson file: from ``LESSON_DATA_MIRROR`` or the web (with a timeout), hash
+    checked. A file already in torch's cache is trusted, as torchvision does, so that loading
+    the model does not hash 100 MB every time. Raises ``OSError`` saying why when they cannot be had.
     """
     path = resnet50_weights_path()
     if path.is_file():
         return path
-    entry = manifest()[RESNET50_FILE]
-    return download(entry["url"], path, entry=entry, max_bytes=MAX_WEIGHTS_BYTES, progress=progress)
+    return fetch(RESNET50_FILE, dest=path, progress=progress)
 
 
 def _resnet50(weights_path: Optional[Path]) -> nn.Module:
@@ -79,15 +80,15 @@ def _efficientnet_lite0() -> nn.Module:
 
 
 def _notice_stand_in(reason: str) -> None:
+    tried = reason.split("\nWhat to do", 1)[0]          # the notice gives its own advice below
     print(
         "NOTICE: using the offline stand-in model EfficientNet-Lite0, not ResNet-50.\n"
-        f"  Why: the ResNet-50 weights are not in torch's cache ({resnet50_weights_path()})\n"
-        f"       and could not be downloaded: {reason}\n"
+        f"  Why: {tried}\n"
         "  What changes: it knows the same 1000 ImageNet classes, but its predictions and\n"
         "       heatmaps differ in detail from the ResNet-50 ones the lesson describes.\n"
         "  To get ResNet-50: connect to the internet and run `python -m helpers.setup`,\n"
-        f"       or copy {RESNET50_FILE} from your instructor's USB stick into\n"
-        f"       {resnet50_weights_path().parent}"
+        "       or set LESSON_DATA_MIRROR to your instructor's folder that holds\n"
+        f"       {RESNET50_FILE}, or copy that file into {resnet50_weights_path().parent}"
     )
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .downloads import fetch, hash_matches, is_offline, lesson_images, manifest, mirror_dir
+from .downloads import fetch, is_offline, lesson_images
 from .models import RESNET50_FILE, get_resnet50_weights, resnet50_weights_path
 
 
@@ -34,20 +34,12 @@ def fetch_images(progress: bool = True) -> List[str]:
 
 def fetch_weights(progress: bool = True) -> Optional[Path]:
     """Put the ResNet-50 weights in torch's cache when possible; return their path or None."""
-    path = resnet50_weights_path()
-    mirror = mirror_dir()
-    if not path.is_file() and mirror is not None and (mirror / RESNET50_FILE).is_file():
-        if hash_matches(mirror / RESNET50_FILE, manifest()[RESNET50_FILE]):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(mirror / RESNET50_FILE, path)
-        else:
-            print(f"  ignored  {mirror / RESNET50_FILE}: its sha256 is not the one torchvision publishes")
     try:
         path = get_resnet50_weights(progress=progress)
         print(f"  ok       ResNet-50 weights {path}")
         return path
     except (OSError, ValueError) as error:
-        why = "offline (LESSON_OFFLINE is set)" if is_offline() else str(error)
+        why = f"offline (LESSON_OFFLINE is set). {error}" if is_offline() else str(error)
         print(f"  skipped  ResNet-50 weights: {why}\n"
               f"           The lesson will use the offline stand-in (EfficientNet-Lite0) until they are cached.")
         return None

@@ -20,7 +20,7 @@ import html
 import io
 import weakref
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -64,6 +64,7 @@ class Explorer:
         self._maps: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
         self._busy = False
         self._uploads = 0
+        self._searched: List[int] = []           # classes added with the search box, kept across images
         self.released = False
 
         first_layer = next(name for name, layer in self.layers.items() if layer is target_layers[0])
@@ -167,14 +168,17 @@ class Explorer:
                              f" of {html.escape(getattr(self.model, 'lesson_name', type(self.model).__name__))}")
 
     def _set_class_options(self, keep: Optional[int] = None) -> None:
-        """Top-5 of this image first, then the lesson's classes, then any found by search."""
+        """Top-5 of this image first, then the lesson's classes, then any found by search.
+
+        The class shown stays selected (``keep``, else the current one, else the top class).
+        """
         probabilities = self._forward[4]
         top5 = [int(i) for i in torch.topk(probabilities, 5).indices]
-        extra = [value for _, value in (self.class_choice.options or ())]
         wanted = keep if keep is not None else self.class_choice.value
-        ids = list(dict.fromkeys(top5 + list(LESSON_CLASSES) + extra + ([wanted] if wanted is not None else [])))
+        wanted = top5[0] if wanted is None else wanted
+        ids = list(dict.fromkeys(top5 + list(LESSON_CLASSES) + self._searched + [wanted]))
         self.class_choice.options = [(class_name(i), i) for i in ids]
-        self.class_choice.value = wanted if wanted in ids else top5[0]
+        self.class_choice.value = wanted
 
     # --- events: each one keeps the previous state when it fails ------------------------------
 
@@ -228,14 +232,14 @@ class Explorer:
             class_id = matches[0]
 
         def action():
-            if class_id not in [value for _, value in self.class_choice.options]:
-                self.class_choice.options = list(self.class_choice.options) + [(class_name(class_id), class_id)]
-            self.class_choice.value = class_id
+            if class_id not in self._searched:
+                self._searched.append(class_id)
             self._run_forward()
+            self._set_class_options(keep=class_id)
             self._draw()
 
         previous = self.class_choice.value
-        self._guarded(action, lambda: setattr(self.class_choice, "value", previous))
+        self._guarded(action, lambda: self._set_class_options(keep=previous))
 
     def _on_upload(self, change) -> None:
         files = change["new"]

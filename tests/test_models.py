@@ -53,7 +53,7 @@ def test_unreachable_server_switches_at_once(torch_home, online, monkeypatch, ca
     monkeypatch.delenv("LESSON_MODEL", raising=False)       # None means ResNet-50
     real = fetch_module.manifest()
     closed_port = {n: dict(e, url="http://127.0.0.1:9/resnet50-0676ba61.pth") for n, e in real.items()}
-    monkeypatch.setattr(models, "manifest", lambda: closed_port)
+    monkeypatch.setattr(fetch_module, "manifest", lambda: closed_port)
     started = time.monotonic()
     model = load_model()
     assert time.monotonic() - started < 30
@@ -72,7 +72,7 @@ def _serve_weights(http_server, monkeypatch, prefix=None):
     entry = dict(real["resnet50-0676ba61.pth"], url=f"{base}/resnet50-0676ba61.pth")
     if prefix is not None:
         entry["sha256_prefix"] = prefix(folder / "resnet50-0676ba61.pth")
-    monkeypatch.setattr(models, "manifest", lambda: {**real, "resnet50-0676ba61.pth": entry})
+    monkeypatch.setattr(fetch_module, "manifest", lambda: {**real, "resnet50-0676ba61.pth": entry})
     return source
 
 

@@ -43,6 +43,7 @@ def test_the_front_door_runs_with_only_the_standard_library():
 def test_weights_from_a_mirror_are_checked_then_copied_into_torchs_cache(tmp_path, monkeypatch, capsys):
     import torch
 
+    import helpers.downloads as downloads
     import helpers.setup as setup_module
     from helpers.downloads import manifest, sha256_of
     from helpers.models import resnet50_weights_path
@@ -53,11 +54,11 @@ def test_weights_from_a_mirror_are_checked_then_copied_into_torchs_cache(tmp_pat
     monkeypatch.setenv("LESSON_DATA_MIRROR", str(stick))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     assert setup_module.fetch_weights(progress=False) is None          # wrong hash: refused
-    assert "ignored" in capsys.readouterr().out and not resnet50_weights_path().exists()
+    assert "has the wrong sha256" in capsys.readouterr().out and not resnet50_weights_path().exists()
     real = manifest()
     patched = {**real, "resnet50-0676ba61.pth": dict(real["resnet50-0676ba61.pth"],
                                                      sha256_prefix=sha256_of(stick / "resnet50-0676ba61.pth")[:8])}
-    monkeypatch.setattr(setup_module, "manifest", lambda: patched)
+    monkeypatch.setattr(downloads, "manifest", lambda: patched)
     assert setup_module.fetch_weights(progress=False) == resnet50_weights_path()
     assert resnet50_weights_path().read_bytes() == (stick / "resnet50-0676ba61.pth").read_bytes()
 

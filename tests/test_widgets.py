@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import LESSON_CLASSES, explore, gradcam
+from helpers import LESSON_CLASSES, explore, fetch, gradcam, load_image
 from helpers.cam import METHODS
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -175,3 +175,15 @@ def test_a_starting_class_is_selected_even_outside_the_list(random_resnet, both)
     assert not widget.explorer.released                 # a failed new explorer leaves the old one working
     class_choice(widget).value = 245
     assert "245 · French bulldog" in widget.explorer.status.value
+
+
+def test_the_class_list_follows_the_image_and_keeps_searched_classes(resnet_explorer, random_resnet):
+    widget, explorer = resnet_explorer
+    explorer.search.value = "1 · goldfish"
+    explorer.image_choice.value = "horses.jpg"
+    x, _ = load_image(fetch("horses.jpg"))
+    with torch.no_grad():
+        top5 = torch.topk(random_resnet(x)[0], 5).indices.tolist()
+    expected = list(dict.fromkeys(top5 + list(LESSON_CLASSES) + [1]))
+    assert values(class_choice(widget)) == expected          # no stale top-5 of both.png
+    assert class_choice(widget).value == 1                   # the class shown stays selected

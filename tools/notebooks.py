@@ -50,6 +50,11 @@ def episodes() -> List[Path]:
     return sorted(EPISODES.glob("[0-9]*.md"))
 
 
+def plain_figures(text: str) -> str:
+    """Workbench's ``![caption](src){alt='...'}`` as Markdown's ``![alt](src)`` and a caption line."""
+    return FIGURE.sub(lambda m: f"![{m['alt']}]({m['src']})\n\n*Figure: {m['caption']}*", text)
+
+
 def convert_divs(lines: List[str], stack: List[str]) -> List[str]:
     """Drop ``:::`` fences, keeping track of open divs in ``stack``; label each div once.
 
@@ -120,8 +125,7 @@ def episode_to_notebook(path: Path) -> nbformat.NotebookNode:
             continue
         lines = convert_divs(cell.source.splitlines(), stack)
         text = "\n".join(lines).strip().replace("](fig/", "](../episodes/fig/")
-        # Workbench's ![caption](src){alt='...'} becomes Markdown's ![alt](src) and a caption line
-        text = FIGURE.sub(lambda m: f"![{m['alt']}]({m['src']})\n\n*Figure: {m['caption']}*", text)
+        text = plain_figures(text)
         if text:
             cells.append(nbformat.v4.new_markdown_cell(text))
     if stack:

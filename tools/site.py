@@ -57,7 +57,7 @@ def _workbench_to_markdown(text: str) -> str:
     text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)
     lines = notebook_tool.convert_divs(text.splitlines(), [])
     text = "\n".join(lines)
-    return notebook_tool.FIGURE.sub(lambda m: f"![{m['alt']}]({m['src']})\n\n*Figure: {m['caption']}*", text)
+    return notebook_tool.plain_figures(text)
 
 
 def _page(title: str, body: str) -> str:

@@ -2,13 +2,16 @@
 # can run themselves. Each target is self-sufficient: it creates .venv and installs what it needs.
 PYTHON ?= python3
 
-.PHONY: help lab test check site mirror setup notebooks check-notebooks
+.PHONY: help lab test check site mirror setup notebooks check-notebooks preflight
 
 help:
 	@$(PYTHON) lesson.py help
 
-lab:            ## set up, then start JupyterLab on notebooks/
-	$(PYTHON) lesson.py lab
+# Extra options for lesson.py, e.g. `make lab ARGS=--anyway` or `make setup ARGS=--dry-run`.
+ARGS ?=
+
+lab:            ## set up, then start JupyterLab on notebooks/ (ARGS=--anyway: even with data missing)
+	$(PYTHON) lesson.py lab $(ARGS)
 
 test:           ## set up for developers, then pytest + nbval over every notebook (offline)
 	$(PYTHON) lesson.py test
@@ -22,11 +25,14 @@ site:           ## set up, then build the executed lesson as HTML in _site/
 mirror:         ## write the lesson's images and weights to lesson-mirror/ for a USB stick
 	$(PYTHON) lesson.py mirror
 
-setup:          ## only create .venv, install, and fetch the lesson data
-	$(PYTHON) lesson.py setup
+setup:          ## only create .venv, install, and fetch the lesson data (ARGS=--dry-run: print, run nothing)
+	$(PYTHON) lesson.py setup $(ARGS)
 
 notebooks:      ## regenerate notebooks/ from episodes/
 	$(PYTHON) lesson.py notebooks
 
 check-notebooks:  ## fail if notebooks/ and episodes/ disagree
 	$(PYTHON) lesson.py notebooks --check
+
+preflight:      ## instructors: check the lesson's claims against the model learners use (LESSON_MODEL)
+	$(PYTHON) lesson.py preflight

@@ -9,6 +9,15 @@ make can run them directly:
     python lesson.py mirror [FOLDER]   # write the lesson's files to FOLDER (default lesson-mirror/)
     python lesson.py setup    # only the set-up
     python lesson.py notebooks [--check]   # regenerate notebooks/ from episodes/ (or check they agree)
+    python lesson.py preflight  # instructors: check the text's claims against LESSON_MODEL (default ResNet-50)
+
+Options: --dry-run prints every command it would run and runs none; `lab --anyway` starts
+JupyterLab even when the lesson's images are missing.
+
+PyTorch: on Linux without an NVIDIA GPU, torch and torchvision come from PyTorch's CPU-only
+wheel index (a few hundred MB instead of several GB of CUDA libraries), installed first so that
+nothing else pulls the CUDA build in. macOS and Windows get the default wheels, CPU-only already.
+LESSON_TORCH_INDEX=URL picks another index; LESSON_TORCH_INDEX=default the registry's default.
 
 Only the standard library is used here: it runs before the virtual environment exists.
 """
@@ -18,27 +27,137 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.request
 import venv
 from pathlib import Path
+from typing import Callable, List, Mapping, Optional
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 LEARNER_REQUIREMENTS = ROOT / "requirements.txt"
 DEVELOPER_REQUIREMENTS = ROOT / "requirements-dev.txt"
+#: PyTorch's own index of CPU-only wheels (Linux): no CUDA libraries.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+#: How long to wait for that index before falling back to the default one, in seconds.
+PROBE_SECONDS = 5.0
+#: True while `--dry-run` is given: commands are printed, not run.
+DRY_RUN = False
 
 
 def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def shown(command: List[object]) -> str:
+    """A command as a learner could type it (parts with spaces or <, > quoted)."""
+    return " ".join(f'"{part}"' if re.search(r"[\s<>|]", str(part)) else str(part) for part in command)
+
+
 def run(*command: object, env: dict | None = None, must_succeed: bool = True) -> int:
-    print("+", " ".join(str(part) for part in command), flush=True)
+    print("+", shown(list(command)), flush=True)
+    if DRY_RUN:
+        return 0
     result = subprocess.run([str(part) for part in command], cwd=ROOT, env=env)
     if result.returncode != 0 and must_succeed:
         sys.exit(result.returncode)
     return result.returncode
+
+
+def has_nvidia_gpu(which: Callable[[str], Optional[str]] = shutil.which,
+                   exists: Callable[[str], bool] = os.path.exists) -> bool:
+    """An NVIDIA driver is installed: `nvidia-smi` is on PATH, or /proc/driver/nvidia exists (Linux)."""
+    return which("nvidia-smi") is not None or exists("/proc/driver/nvidia")
+
+
+def torch_index(platform: str = sys.platform, environ: Optional[Mapping[str, str]] = None,
+                gpu: Optional[bool] = None) -> Optional[str]:
+    """The index that torch and torchvision come from: a URL, or None for the registry's default.
+
+    >>> torch_index("linux", {}, gpu=False)
+    'https://download.pytorch.org/whl/cpu'
+    >>> torch_index("darwin", {}, gpu=False) is None          # macOS's default wheels are CPU-only
+    True
+    """
+    environ = os.environ if environ is None else environ
+    chosen = environ.get("LESSON_TORCH_INDEX", "").strip()
+    if chosen:
+        return None if chosen.lower() == "default" else chosen
+    if not platform.startswith("linux"):
+        return None
+    return None if (has_nvidia_gpu() if gpu is None else gpu) else TORCH_CPU_INDEX
+
+
+def _probe(url: str, timeout: float) -> Optional[str]:
+    request = urllib.request.Request(url.rstrip("/") + "/torch/", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return None
+    except urllib.error.HTTPError as error:
+        return None if error.code == 405 else f"it answered HTTP {error.code}"    # 405: no HEAD, but there
+    except urllib.error.URLError as error:
+        return str(error.reason)
+    except (OSError, ValueError) as error:
+        return str(error) or type(error).__name__
+
+
+def index_problem(url: str, timeout: float = PROBE_SECONDS) -> Optional[str]:
+    """None when the package index at ``url`` answers for torch within ``timeout`` s, else why not.
+
+    Only http(s) indexes are probed; the probe runs in a thread so that a slow name lookup cannot
+    hold the set-up up for longer than ``timeout``.
+    """
+    if not url.startswith(("http://", "https://")):
+        return None
+    answer: List[Optional[str]] = []
+    thread = threading.Thread(target=lambda: answer.append(_probe(url, timeout)), daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return answer[0] if answer else f"no answer within {timeout:g} s"
+
+
+def torch_requirements() -> List[str]:
+    """The torch and torchvision lines of requirements.txt (one list of versions for every route)."""
+    wanted = []
+    for line in LEARNER_REQUIREMENTS.read_text().splitlines():
+        name = re.split(r"[<>=!~;\s\[]", line.strip(), maxsplit=1)[0].lower()
+        if name in {"torch", "torchvision"}:
+            wanted.append(line.split("#")[0].strip())
+    return wanted or ["torch", "torchvision"]
+
+
+def install_commands(python: Path, requirements: Path, index: Optional[str]) -> List[List[object]]:
+    """PyTorch first, in one pip call (from ``index`` when given), then everything else."""
+    torch_step: List[object] = [python, "-m", "pip", "install", *torch_requirements()]
+    if index:
+        torch_step += ["--index-url", index]
+    return [torch_step, [python, "-m", "pip", "install", "-r", requirements, "-e", ROOT]]
+
+
+def install_packages(python: Path, requirements: Path) -> None:
+    """Install with pip's own progress, a line per step saying what comes next."""
+    index = torch_index()
+    if index and DRY_RUN:
+        print(f"# torch and torchvision from {index} (no NVIDIA GPU found, or LESSON_TORCH_INDEX); "
+              f"if it cannot be reached within {PROBE_SECONDS:g} s, the first command runs without "
+              f"--index-url instead", flush=True)
+    elif index:
+        problem = index_problem(index)
+        if problem:
+            print(f"Cannot reach {index} ({problem}): installing PyTorch from the default index instead.",
+                  flush=True)
+            index = None
+    torch_step, rest = install_commands(python, requirements, index)
+    where = f"PyTorch's CPU-only index, {index}" if index == TORCH_CPU_INDEX else (index or "the default index")
+    print(f"Step 1 of 2: torch and torchvision from {where} (the largest download) ...", flush=True)
+    run(*torch_step)
+    print(f"Step 2 of 2: the lesson's other packages ({requirements.name}) and the helpers ...", flush=True)
+    run(*rest)
 
 
 def ensure_venv(developer: bool) -> Path:
@@ -46,15 +165,24 @@ def ensure_venv(developer: bool) -> Path:
     python = venv_python()
     if not python.exists():
         print(f"Creating the virtual environment in {VENV} ...", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        if DRY_RUN:
+            print("+", shown([sys.executable, "-m", "venv", VENV]), flush=True)
+        else:
+            venv.EnvBuilder(with_pip=True).create(VENV)
     requirements = DEVELOPER_REQUIREMENTS if developer else LEARNER_REQUIREMENTS
     inputs = [LEARNER_REQUIREMENTS, requirements, ROOT / "pyproject.toml"]
     stamp_text = hashlib.sha256(b"".join(path.read_bytes() for path in inputs)).hexdigest()
     stamp = VENV / f".installed-{'dev' if developer else 'learner'}"
-    if not stamp.exists() or stamp.read_text() != stamp_text:
-        run(python, "-m", "pip", "install", "--quiet", "-r", requirements, "-e", ROOT)
+    up_to_date = stamp.exists() and stamp.read_text() == stamp_text
+    if DRY_RUN and up_to_date:
+        print(f"# {VENV.name} is up to date; after a change of {requirements.name} or pyproject.toml "
+              f"the set-up would run:", flush=True)
+    if not up_to_date or DRY_RUN:
+        install_packages(python, requirements)
+    if not up_to_date and not DRY_RUN:
         stamp.write_text(stamp_text)
-    quiet_jupyterlab()
+    if not DRY_RUN:
+        quiet_jupyterlab()
     return python
 
 
@@ -66,13 +194,25 @@ def quiet_jupyterlab() -> None:
                                     {"fetchNews": "false", "checkForUpdates": False}}, indent=2))
 
 
-def setup(developer: bool = False) -> Path:
-    """The packages must install; missing data only warns (the checker then says what to do)."""
-    python = ensure_venv(developer)
-    if run(python, "-m", "helpers.setup", must_succeed=False):
-        print("WARNING: some lesson data is missing (see above); the lesson needs it.", flush=True)
-    return python
+MISSING_DATA = """
+Stopped before starting JupyterLab: the lesson's images are missing (see the lines above), and
+every notebook stops at its first cell without them. What to do:
+  - connect to the internet and run this again, or
+  - set LESSON_DATA_MIRROR to your instructor's folder and run this again (learners/setup.md, Route 4).
+To start JupyterLab anyway: make lab ARGS=--anyway   (or: python lesson.py lab --anyway)"""
 
+
+def setup(developer: bool = False) -> tuple:
+    """Install the packages (they must install), then fetch the lesson's data.
+
+    Returns the venv's Python and whether the data is all there (missing data does not stop the
+    set-up: the caller decides; the checker says what to do).
+    """
+    python = ensure_venv(developer)
+    data_ok = run(python, "-m", "helpers.setup", must_succeed=False) == 0
+    if not data_ok:
+        print("WARNING: some lesson data is missing (see above); the lesson needs it.", flush=True)
+    return python, data_ok
 
 
 def test_environment() -> dict:
@@ -85,14 +225,22 @@ def test_environment() -> dict:
 
 
 def main(argv: list[str]) -> int:
+    global DRY_RUN
+    DRY_RUN = "--dry-run" in argv
+    argv = [arg for arg in argv if arg != "--dry-run"]
     command = argv[0] if argv else "help"
     if command == "setup":
         python = ensure_venv(developer="--dev" in argv)
         run(python, "-m", "helpers.setup")
     elif command == "lab":
-        python = setup()
+        anyway = "--anyway" in argv
+        python, data_ok = setup()
+        if not data_ok and not anyway:
+            print(MISSING_DATA, flush=True)
+            return 1
         as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []   # containers
-        run(python, "-m", "jupyter", "lab", "--notebook-dir", ROOT / "notebooks", *as_root, *argv[1:],
+        options = [arg for arg in argv[1:] if arg != "--anyway"]
+        run(python, "-m", "jupyter", "lab", "--notebook-dir", ROOT / "notebooks", *as_root, *options,
             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
     elif command == "test":
         python = ensure_venv(developer=True)
@@ -100,21 +248,28 @@ def main(argv: list[str]) -> int:
         run(python, "-m", "pytest", "tests", "notebooks", "--nbval-lax", "--nbval-current-env",
             "--ignore=notebooks/handouts", *argv[1:], env=test_environment())
     elif command == "check":
-        python = setup()
+        python, _ = setup()
         run(python, "-m", "helpers.check")
     elif command == "site":
-        python = setup(developer=True)
+        python, _ = setup(developer=True)
         run(python, ROOT / "tools" / "site.py", *argv[1:])
     elif command == "mirror":
         python = ensure_venv(developer=False)
-        folder = Path(argv[1]) if len(argv) > 1 else ROOT / "lesson-mirror"
+        folders = [arg for arg in argv[1:] if not arg.startswith("--")]     # an option is not a folder
+        folder = Path(folders[0]) if folders else ROOT / "lesson-mirror"
         run(python, "-m", "helpers.setup", "--mirror-out", folder.resolve())
     elif command == "notebooks":
         python = ensure_venv(developer=True)
         run(python, ROOT / "tools" / "notebooks.py", *argv[1:])
+    elif command == "preflight":
+        python = ensure_venv(developer=False)
+        run(python, "-m", "helpers.claims", *argv[1:])
     else:
+        known = command in {"help", "-h", "--help"}
+        if not known:
+            print(f"unknown command: {command}\n")
         print(__doc__)
-        return 0 if command in {"help", "-h", "--help"} else 2
+        return 0 if known else 2
     return 0
 
 

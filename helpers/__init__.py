@@ -9,15 +9,27 @@ The plain functions come first; each module holds one concern:
 - ``cam``: ``gradcam`` and the other CAM methods, on one shared mechanism
 - ``viz``: ``overlay``, ``viz_gradcam``
 - ``widgets``: ``explore``, the interactive explorer
+
+Names are imported on first use (PEP 562), so that ``python -m helpers.check`` and
+``python -m helpers.setup`` start without torch: they can then say that torch is missing.
+``from helpers import gradcam`` and ``helpers.cam`` work as usual.
 """
 
-from .cam import METHODS, compute_cams, gradcam
-from .downloads import fetch, lesson_images
-from .images import IMAGENET_MEAN, IMAGENET_STD, load_image
-from .labels import LABELS, LESSON_CLASSES, class_name, find_classes
-from .models import default_target_layers, layer_choices, load_model
-from .viz import overlay, viz_gradcam
-from .widgets import explore
+from __future__ import annotations
+
+import importlib
+from typing import Any, List
+
+#: Each public name, and the module that defines it.
+_HOMES = {
+    "METHODS": "cam", "compute_cams": "cam", "gradcam": "cam",
+    "fetch": "downloads", "lesson_images": "downloads",
+    "IMAGENET_MEAN": "images", "IMAGENET_STD": "images", "load_image": "images",
+    "LABELS": "labels", "LESSON_CLASSES": "labels", "class_name": "labels", "find_classes": "labels",
+    "default_target_layers": "models", "layer_choices": "models", "load_model": "models",
+    "overlay": "viz", "viz_gradcam": "viz",
+    "explore": "widgets",
+}
 
 __all__ = [
     "LABELS", "LESSON_CLASSES", "class_name", "find_classes",
@@ -28,3 +40,24 @@ __all__ = [
     "overlay", "viz_gradcam",
     "explore",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name (or a submodule such as ``helpers.cam``) the first time it is asked for."""
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    elif not name.startswith("__"):
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise                                   # the submodule exists but needs a missing package
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

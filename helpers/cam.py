@@ -19,6 +19,8 @@ The other methods change only that step; see ``METHODS``.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -65,17 +67,21 @@ def eigencam_map(activations: torch.Tensor, gradients: Optional[torch.Tensor] = 
     It uses no gradients, so it is the same map for every class.
     """
     maps = []
-    for sample in activations.detach().cpu().numpy():
+    # The SVD in float32 (numpy has no bfloat16, and float16 loses the component); the map is
+    # given back in the activations' dtype and device.
+    for sample in activations.detach().float().cpu().numpy():
         channels, height, width = sample.shape
         flat = sample.reshape(channels, -1).T
         flat = flat - flat.mean(axis=0)
         # numpy's SVD, as pytorch-grad-cam uses, so that the sign of the component agrees with it.
         _, _, vh = np.linalg.svd(flat, full_matrices=False)
         maps.append(torch.from_numpy(np.float32(flat @ vh[0]).reshape(height, width)))
-    return torch.stack(maps).to(activations.device)
+    return torch.stack(maps).to(device=activations.device, dtype=activations.dtype)
 
 
 Method = Callable[..., torch.Tensor]
+#: A function from a layer's output to a feature map [N, C, h, w] (pytorch-grad-cam's reshape_transform).
+Reshape = Callable[[torch.Tensor], torch.Tensor]
 
 #: The CAM methods by name. Each answers in well under a second on a CPU.
 METHODS: Dict[str, Method] = {
@@ -97,16 +103,37 @@ def _method(name: str) -> Method:
 
 # --- 1. the forward pass that keeps the activations -------------------------------------------
 
+_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The lock that serialises the helpers' work on ``model`` (one per model, gone with the model).
+
+    Two threads explaining with one model would otherwise see each other's hooks and
+    each other's eval/train switches.
+    """
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for a while, then give every submodule back its own mode."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
+    """Put ``model`` in eval mode for a while, then give every submodule back its own mode.
+
+    Holds the model's lock meanwhile, so that another thread cannot switch modes in between.
+    """
+    with model_lock(model):
+        modes = [(module, module.training) for module in model.modules()]
+        model.eval()
+        try:
+            yield model
+        finally:
+            for module, training in modes:
+                module.training = training
 
 
 def layer_name(model: nn.Module, layer: nn.Module) -> str:
@@ -118,41 +145,56 @@ def layer_name(model: nn.Module, layer: nn.Module) -> str:
 
 
 def forward_with_activations(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
-                             detach: bool = False) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+                             detach: bool = False, reshape: Optional[Reshape] = None
+                             ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
     """Run ``model`` once in eval mode; return its logits and each target layer's output.
 
+    Each output is returned as a feature map ``[N, C, h, w]``. A vision transformer's tokens
+    ``[N, 1 + h*w, C]`` and a channels-last ``[N, h, w, C]`` (Swin) are turned into one
+    automatically (``helpers.architectures.infer_layout``); ``reshape``, a function from the
+    layer's output to ``[N, C, h, w]`` such as pytorch-grad-cam's ``reshape_transform``,
+    overrides that. Gradients taken with respect to the returned maps are the model's own.
+
     With ``detach=True`` (one layer only) the kept activations are a fresh leaf of the graph:
-    only the part of the network after the layer is kept for gradients, which saves memory.
+    the network runs without a graph up to the layer, and only the part after it is kept for
+    gradients, which saves memory (for a batch of 8 on ResNet-50, most of a gigabyte).
     Hooks are removed before this returns, on error too; the caller's mode is restored.
     """
     layers = check_target_layers(model, target_layers)
     if detach and len(layers) != 1:
         raise ValueError("detach=True keeps one layer's activations; pass a single target layer")
-    x = check_input(input_tensor).detach().to(model_device(model)).clone()
+    x = model_input(model, input_tensor)
     kept: Dict[int, torch.Tensor] = {}
 
     def keeper(index: int):
         def hook(module: nn.Module, inputs, output):
-            if not isinstance(output, torch.Tensor) or output.dim() != 4:
-                shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-                raise ValueError(f"target layer {layer_name(model, module)} gives {shape}, not a feature map "
-                                 f"[N, C, h, w]; choose a convolutional layer such as "
-                                 f"{', '.join(_example_layers(model))}")
-            kept[index] = output.detach().requires_grad_(True) if detach else output
-            # Hand the rest of the network a copy, so an in-place operation after the layer
-            # (an inplace ReLU, say) cannot change the activations we keep.
-            return kept[index].clone()
+            if detach:
+                # The network ran without a graph up to here (nothing kept for gradients before
+                # the layer); from here on it keeps one, with the layer's output as its leaf.
+                torch.set_grad_enabled(True)
+            to_map = reshape or _automatic_reshape(model, module, output, tuple(x.shape[-2:]))
+            if to_map is None:
+                kept[index] = output.detach().requires_grad_(True) if detach else output
+                # Hand the rest of the network a copy, so an in-place operation after the layer
+                # (an inplace ReLU, say) cannot change the activations we keep.
+                return kept[index].clone()
+            return _keep_reshaped(model, module, output, to_map, detach, kept, index)
         return hook
 
-    handles = [layer.register_forward_hook(keeper(i)) for i, layer in enumerate(layers)]
-    try:
-        with eval_mode(model), torch.enable_grad():
-            if not detach:
-                x.requires_grad_(True)
-            logits = model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    # The model's lock (reentrant: eval_mode takes it too) is held BEFORE the hooks go on, so
+    # another thread's forward pass cannot fire this call's hooks.
+    with model_lock(model):
+        handles = [layer.register_forward_hook(keeper(i)) for i, layer in enumerate(layers)]
+        try:
+            # detach: no graph before the layer (the hook turns it on), so memory stays that of one
+            # forward pass however deep the layer sits; the grad mode is restored when this ends.
+            with eval_mode(model), torch.inference_mode(False), torch.set_grad_enabled(not detach):
+                if not detach:
+                    x.requires_grad_(True)
+                logits = model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
     missing = [layer_name(model, layer) for i, layer in enumerate(layers) if i not in kept]
     if missing:
         raise ValueError(f"target layer {', '.join(missing)} never ran when the model ran, so it has no "
@@ -160,6 +202,56 @@ def forward_with_activations(model: nn.Module, target_layers: Sequence[nn.Module
     if logits.dim() != 2:
         raise ValueError(f"the model gives output of shape {tuple(logits.shape)}, not class scores [N, classes]")
     return logits, [kept[i] for i in range(len(layers))]
+
+
+def _automatic_reshape(model: nn.Module, module: nn.Module, output: object,
+                       image_size: Tuple[int, int]) -> Optional[Reshape]:
+    """None for a feature map [N, C, h, w]; a reshape for tokens or channels last; else a clear error."""
+    from .architectures import infer_layout, prefix_tokens, to_feature_map
+
+    if isinstance(output, torch.Tensor) and output.dim() in (3, 4):
+        layout = infer_layout(tuple(output.shape), image_size, prefix_tokens(model))
+        if layout is None and output.dim() == 4:
+            return None                               # any other 4-D output: taken as [N, C, h, w]
+        if layout is not None:
+            return None if layout.kind == "NCHW" else (lambda t: to_feature_map(t, layout))
+    shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+    raise ValueError(
+        f"target layer {layer_name(model, module)} gives {shape} for a {image_size[0]}x{image_size[1]} image, "
+        f"which is not a feature map: no grid of positions can be read from it (not [N, C, h, w], [N, h, w, C], or tokens "
+        f"[N, 1 + h*w, C]). Choose a layer such as {', '.join(_example_layers(model))}, or pass reshape=, a "
+        f"function that turns this output into [N, C, h, w], for example "
+        f"reshape=lambda t: t[:, 1:, :].reshape(t.shape[0], 14, 14, t.shape[2]).permute(0, 3, 1, 2)")
+
+
+def _adjoint(to_map: Reshape, like: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """Put ``maps`` ([N, C, h, w]) back where ``to_map`` took them from in a tensor like ``like``.
+
+    The transpose of the (linear) rearrangement, from autograd; it stays differentiable in ``maps``.
+    """
+    with torch.enable_grad():
+        zeros = torch.zeros_like(like, requires_grad=True)
+        return torch.autograd.grad(to_map(zeros), zeros, grad_outputs=maps, create_graph=True)[0]
+
+
+def _keep_reshaped(model: nn.Module, module: nn.Module, output: torch.Tensor, to_map: Reshape, detach: bool,
+                   kept: Dict[int, torch.Tensor], index: int) -> torch.Tensor:
+    """Keep ``to_map(output)`` and hand the network an output that flows through the kept map.
+
+    The network gets ``output - back(to_map(output)) + back(kept)``: the same values, where
+    ``back`` puts a map back in the output's layout. So the gradient with respect to the kept
+    map is the model's own gradient, rearranged as ``to_map`` rearranges the output (what
+    pytorch-grad-cam gets by applying ``reshape_transform`` to the gradients), and the parts
+    ``to_map`` drops (a class token) still reach the score, as in the model.
+    """
+    base = output.detach() if detach else output
+    fmap = to_map(base)
+    if not isinstance(fmap, torch.Tensor) or fmap.dim() != 4:
+        shape = list(fmap.shape) if isinstance(fmap, torch.Tensor) else type(fmap).__name__
+        raise ValueError(f"reshape turned the output of {layer_name(model, module)} ({list(output.shape)}) into "
+                         f"{shape}, not a feature map [N, C, h, w]")
+    kept[index] = fmap.detach().requires_grad_(True) if detach else fmap
+    return base - _adjoint(to_map, base, to_map(base)) + _adjoint(to_map, base, kept[index])
 
 
 # --- 2 and 4. gradients, and maps scaled to the image -----------------------------------------
@@ -171,7 +263,8 @@ def class_gradients(logits: torch.Tensor, activations: Sequence[torch.Tensor], c
     Uses ``torch.autograd.grad``, so no ``.grad`` of the model's weights is touched.
     """
     index = torch.as_tensor(list(class_ids), device=logits.device).reshape(-1, 1)
-    with torch.enable_grad():                      # also when the caller is inside torch.no_grad()
+    # also when the caller is inside torch.no_grad() or torch.inference_mode()
+    with torch.inference_mode(False), torch.enable_grad():
         score = logits.gather(1, index).sum()
         return list(torch.autograd.grad(score, list(activations), retain_graph=keep_graph))
 
@@ -197,37 +290,42 @@ def _min_max(maps: torch.Tensor) -> torch.Tensor:
 
 
 def compute_cams(model: nn.Module, target_layers: Sequence[nn.Module], class_ids: Sequence[Optional[int]],
-                 input_tensor: torch.Tensor, method: str = "GradCAM") -> Tuple[np.ndarray, torch.Tensor]:
+                 input_tensor: torch.Tensor, method: str = "GradCAM",
+                 reshape: Optional[Reshape] = None) -> Tuple[np.ndarray, torch.Tensor]:
     """Class activation maps for a batch: one class id (or None: the top class) per image.
 
     Returns ``(maps, logits)``: maps as float32 ``[N, H, W]`` in [0, 1], and the model's logits.
-    Several target layers are averaged, as pytorch-grad-cam does.
+    Several target layers are averaged, as pytorch-grad-cam does. ``reshape``: see
+    ``forward_with_activations`` (vision transformers and Swin need none, it is automatic).
     """
     cam_of = _method(method)
     layers = check_target_layers(model, target_layers)
     ids = list(class_ids)
     if len(ids) != check_input(input_tensor).shape[0]:
         raise ValueError(f"give one class id per image: {len(ids)} ids for {input_tensor.shape[0]} images")
-    for class_id in ids:
-        if class_id is not None:
-            check_class_id(class_id)
-    logits, activations = forward_with_activations(model, layers, input_tensor, detach=len(layers) == 1)
-    ids = [int(logits[i].argmax()) if c is None else check_class_id(c, logits.shape[1]) for i, c in enumerate(ids)]
-    gradients = [None] * len(activations)
-    if method not in GRADIENT_FREE:
-        gradients = class_gradients(logits, activations, ids)
-    size = tuple(input_tensor.shape[-2:])
-    with torch.no_grad():
-        maps = maps_to_image([cam_of(a.detach(), g) for a, g in zip(activations, gradients)], size)
-    return maps.cpu().numpy().astype(np.float32), logits.detach()
+    # One call at a time per model (threads), and a graph even inside torch.inference_mode().
+    with model_lock(model), torch.inference_mode(False):
+        logits, activations = forward_with_activations(model, layers, input_tensor, detach=len(layers) == 1,
+                                                       reshape=reshape)
+        # Checked against the model's own class count (the logits'), not ImageNet's 1000.
+        ids = [int(logits[i].argmax()) if c is None else check_class_id(c, logits.shape[1])
+               for i, c in enumerate(ids)]
+        gradients = [None] * len(activations)
+        if method not in GRADIENT_FREE:
+            gradients = class_gradients(logits, activations, ids)
+        size = tuple(input_tensor.shape[-2:])
+        with torch.no_grad():
+            maps = maps_to_image([cam_of(a.detach(), g) for a, g in zip(activations, gradients)], size)
+        return maps.cpu().numpy().astype(np.float32), logits.detach()
 
 
 def gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Optional[int],
-            input_tensor: torch.Tensor, method: str = "GradCAM") -> np.ndarray:
+            input_tensor: torch.Tensor, method: str = "GradCAM", reshape: Optional[Reshape] = None) -> np.ndarray:
     """The GradCAM heatmap of one image for one class: float32 ``[H, W]`` in [0, 1].
 
     ``class_id=None`` explains the class the model predicts. ``method`` can name any of
-    ``METHODS`` (GradCAM, GradCAM++, HiResCAM, LayerCAM, EigenCAM).
+    ``METHODS`` (GradCAM, GradCAM++, HiResCAM, LayerCAM, EigenCAM). ``reshape`` turns the
+    layer's output into ``[N, C, h, w]`` when it cannot be inferred (see ``forward_with_activations``).
 
     The model is left exactly as it was: the computation runs in eval mode, the caller's
     mode is restored, no weight or BatchNorm statistic changes, and the hooks are removed.
@@ -236,7 +334,7 @@ def gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Opti
     if input_tensor.shape[0] != 1:
         raise ValueError(f"gradcam explains one image, but input_tensor holds {input_tensor.shape[0]}; "
                          f"use compute_cams for a batch")
-    maps, _ = compute_cams(model, target_layers, [class_id], input_tensor, method)
+    maps, _ = compute_cams(model, target_layers, [class_id], input_tensor, method, reshape=reshape)
     return maps[0]
 
 
@@ -250,6 +348,25 @@ def check_input(input_tensor: object) -> torch.Tensor:
         raise ValueError(f"input_tensor must be a float tensor of shape [N, 3, H, W] (from load_image), "
                          f"got {input_tensor.dtype} of shape {tuple(input_tensor.shape)}")
     return input_tensor
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (float32 for a model without any)."""
+    for parameter in model.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return torch.float32
+
+
+def model_input(model: nn.Module, input_tensor: object) -> torch.Tensor:
+    """A checked copy of ``input_tensor`` on the model's device, in the model's dtype.
+
+    A float64, float16 or bfloat16 image on a float32 model is cast to float32. The copy is an
+    ordinary tensor even when made inside ``torch.inference_mode()``, so gradients can flow.
+    """
+    x = check_input(input_tensor)
+    with torch.inference_mode(False):
+        return x.detach().to(device=model_device(model), dtype=model_dtype(model)).clone()
 
 
 def check_target_layers(model: nn.Module, target_layers: object) -> List[nn.Module]:

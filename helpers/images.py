@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Tuple, Union
+from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .downloads import MAX_IMAGE_BYTES, read_url
+
+if TYPE_CHECKING:                                     # pragma: no cover
+    from torch import nn
 
 #: ImageNet's per-channel mean and standard deviation (RGB), which torchvision's and timm's
 #: ImageNet models were trained with. (grad-cam's preprocess_image defaults to 0.5 and 0.5.)
@@ -104,16 +108,65 @@ def target_size(width: int, height: int, size: int = 224) -> Tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def load_image(source: ImageSource, size: int = 224) -> Tuple[torch.Tensor, np.ndarray]:
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a model expects: per-channel ``mean`` and ``std``, an image ``size`` (H, W), whether
+    it takes only that size (``fixed``: most vision transformers), and where this came from."""
+
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    size: Tuple[int, int]
+    fixed: bool
+    source: str
+
+
+def preprocessing(model: "nn.Module") -> Preprocessing:
+    """The preprocessing ``model`` was trained with, as far as the model itself says.
+
+    - The lesson's models (``model.lesson_name``): ImageNet's mean and std, 224 px, any shape.
+    - timm models: timm's data config (``timm.data.resolve_data_config``). Many timm ViTs use
+      a mean and std of 0.5, not ImageNet's.
+    - Other models (torchvision's): ImageNet's mean and std, which every torchvision ImageNet
+      weight uses (``weights.transforms()`` shows them), and the model's size: 224 px, or a
+      torchvision ViT's ``image_size``.
+
+    >>> from torchvision.models import resnet18
+    >>> preprocessing(resnet18()).mean
+    (0.485, 0.456, 0.406)
+    """
+    from .architectures import input_size, needs_fixed_size
+
+    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))              # IMAGENET_MEAN, IMAGENET_STD
+    if hasattr(model, "lesson_name"):
+        return Preprocessing(*imagenet, (224, 224), False, f"the lesson's ({model.lesson_name})")
+    if getattr(model, "pretrained_cfg", None):
+        from timm.data import resolve_data_config
+
+        config = resolve_data_config({}, model=model)
+        return Preprocessing(tuple(config["mean"]), tuple(config["std"]), tuple(config["input_size"][1:]),
+                             needs_fixed_size(model), "timm's data config")
+    return Preprocessing(*imagenet, input_size(model), needs_fixed_size(model),
+                         "ImageNet's (torchvision's weights use it)")
+
+
+def load_image(source: ImageSource, size: Optional[int] = None,
+               model: Optional["nn.Module"] = None) -> Tuple[torch.Tensor, np.ndarray]:
     """Load an image for the model, and a copy for our eyes.
 
     ``source`` is a file path, an http(s) URL, bytes or a PIL image. The image is turned
     upright (EXIF orientation), converted to RGB, and scaled, keeping its shape and cropping
-    nothing, so that its shorter side is ``size`` pixels (the longer side at most 1024).
+    nothing, so that its shorter side is ``size`` pixels (224 by default; the longer side at
+    most 1024).
+
+    ``model=`` follows that model's own preprocessing (see :func:`preprocessing`): its mean
+    and std, and its input size. A model that takes only its own size (most vision
+    transformers) gets the whole image scaled to exactly that size, as pytorch-grad-cam's
+    examples do, so its shape changes a little. Without ``model``: ImageNet's mean and std,
+    which is what ResNet-50 and the lesson's stand-in want.
 
     Returns ``(input_tensor, rgb_image)``:
 
-    - ``input_tensor``: float32, shape ``[1, 3, H, W]``, normalised with ImageNet's mean and std;
+    - ``input_tensor``: float32, shape ``[1, 3, H, W]``, normalised with the mean and std;
     - ``rgb_image``: float32, shape ``[H, W, 3]``, values in [0, 1], for showing.
 
     Raises ``ValueError`` or ``OSError`` (naming the file) for anything that is not a readable image.
@@ -121,8 +174,13 @@ def load_image(source: ImageSource, size: int = 224) -> Tuple[torch.Tensor, np.n
     >>> from PIL import Image
     >>> x, rgb = load_image(Image.new("RGB", (448, 300), "red"))
     >>> tuple(x.shape), rgb.shape
-    ((1, 3, 224, 334), (224, 334, 3))
+    ((1, 3, 224, 335), (224, 335, 3))
     """
+    wanted = preprocessing(model) if model is not None else None
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if wanted is None else \
+        (np.array(wanted.mean, dtype=np.float32), np.array(wanted.std, dtype=np.float32))
+    if size is None:
+        size = 224 if wanted is None else min(wanted.size)
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an int of at least 8 pixels, got {size!r}")
     image, name = _open(source)
@@ -137,9 +195,11 @@ def load_image(source: ImageSource, size: int = 224) -> Tuple[torch.Tensor, np.n
     except (OSError, SyntaxError, ValueError) as error:  # Pillow raises all three for broken files
         raise OSError(f"{name} could not be read as an image: {error}") from error
     new_size = target_size(*image.size, size=size)
+    if wanted is not None and wanted.fixed:
+        new_size = (wanted.size[1], wanted.size[0])          # (width, height), the whole image
     if new_size != image.size:
         image = image.resize(new_size, Image.Resampling.BICUBIC)
     rgb_image = np.asarray(image, dtype=np.float32) / 255.0
-    normalised = (rgb_image - IMAGENET_MEAN) / IMAGENET_STD
+    normalised = (rgb_image - mean) / std
     input_tensor = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None]
     return input_tensor, rgb_image

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
+from . import downloads
 from .downloads import fetch
 
 #: The models load_model knows. "resnet50_untrained" has random weights: for timing tests only.
@@ -32,25 +34,135 @@ def resnet50_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / RESNET50_FILE
 
 
-def get_resnet50_weights(progress: bool = True) -> Path:
+class BrokenWeightsError(OSError):
+    """The ResNet-50 weights file cannot be loaded; ``reason`` says why in a few words."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"the ResNet-50 weights file {path} is broken: {reason}")
+        self.path, self.reason, self.moved_to = path, reason, None
+
+
+def get_resnet50_weights(progress: bool = True, verify: bool = False) -> Path:
     """Return the path of the ResNet-50 weights in torch's cache, getting them if needed.
 
     Like every lesson file: from ``LESSON_DATA_MIRROR`` or the web (with a timeout), hash
     checked. A file already in torch's cache is trusted, as torchvision does, so that loading
-    the model does not hash 100 MB every time. Raises ``OSError`` saying why when they cannot be had.
+    the model does not hash 100 MB every time (``load_model`` moves it aside if it fails to
+    load); ``verify=True`` checks it first, and a bad one is moved aside and fetched again.
+    Raises ``OSError`` saying why when they cannot be had.
     """
     path = resnet50_weights_path()
     if path.is_file():
-        return path
+        problem = weights_problem(path) if verify else None
+        if problem is None:
+            return path
+        moved = _move_aside(path)
+        print(f"NOTICE: the ResNet-50 weights in torch's cache were not usable ({problem}); "
+              f"{f'moved them aside to {moved}' if moved else 'could not move them aside'}; getting them again.")
     return fetch(RESNET50_FILE, dest=path, progress=progress)
 
 
+def _looks_like_html(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(256).lstrip().lower()
+    return head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body"))
+
+
+def weights_problem(path: Optional[os.PathLike] = None, load: bool = False) -> Optional[str]:
+    """What is wrong with the ResNet-50 weights file (torch's cache by default), or None if nothing.
+
+    Checks that the file is there, not empty, not a web page, and has the sha256 the manifest
+    lists (about a second for 100 MB); with ``load=True`` also that it loads into ResNet-50.
+
+    >>> weights_problem("/nowhere/resnet50-0676ba61.pth")
+    'no file at /nowhere/resnet50-0676ba61.pth'
+    """
+    path = Path(path) if path is not None else resnet50_weights_path()
+    try:
+        if not path.is_file():
+            return f"no file at {path}"
+        size = path.stat().st_size
+        if size == 0:
+            return "the file is empty (0 bytes)"
+        if _looks_like_html(path):
+            return f"the file is a web page (HTML, {size} bytes), not weights"
+        entry = downloads.manifest()[RESNET50_FILE]
+        if not downloads.hash_matches(path, entry):
+            expected = entry.get("sha256") or entry["sha256_prefix"]
+            return (f"its sha256 is not the manifest's ({expected[:8]}...): the file ({size} bytes) is "
+                    f"damaged, cut short or another file")
+    except OSError as error:
+        return f"it cannot be read ({type(error).__name__}: {error.strerror or error})"
+    if load:
+        try:
+            _resnet50(path)
+        except BrokenWeightsError as error:
+            return error.reason
+    return None
+
+
+def _move_aside(path: Path) -> Optional[Path]:
+    """Rename a broken weights file to ``<name>.broken`` (replacing an older one); None if it cannot be."""
+    target = path.with_name(path.name + ".broken")
+    try:
+        os.replace(path, target)
+    except OSError:
+        return None
+    return target
+
+
 def _resnet50(weights_path: Optional[Path]) -> nn.Module:
+    """torchvision's ResNet-50, with the weights in ``weights_path`` (random weights for None).
+
+    Raises ``BrokenWeightsError`` (naming the file, in a few words) when they cannot be loaded.
+    """
     from torchvision.models import resnet50
 
     model = resnet50(weights=None)
-    if weights_path is not None:
-        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    if weights_path is None:
+        return model
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as error:                 # UnpicklingError, EOFError, RuntimeError, zip errors...
+        size = weights_path.stat().st_size if weights_path.is_file() else 0
+        if size == 0:
+            reason = "the file is empty (0 bytes)"
+        elif _looks_like_html(weights_path):
+            reason = f"the file is a web page (HTML, {size} bytes), not weights"
+        else:
+            reason = f"it cannot be read as weights ({type(error).__name__}; {size} bytes, cut short or damaged)"
+        raise BrokenWeightsError(weights_path, reason) from error
+    if not isinstance(state, dict):
+        raise BrokenWeightsError(weights_path, f"it holds a {type(state).__name__}, not a dict of weights")
+    try:
+        model.load_state_dict(state)
+    except Exception as error:                 # missing or unexpected keys, wrong shapes
+        expected = set(model.state_dict())
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            reason = (f"it holds {len(state)} tensors but not ResNet-50's "
+                      f"({len(missing)} missing, {len(unexpected)} unexpected)")
+        else:
+            reason = f"its tensors do not fit ResNet-50 ({type(error).__name__})"
+        raise BrokenWeightsError(weights_path, reason) from error
+    return model
+
+
+def _resnet50_with_weights(progress: bool = True) -> nn.Module:
+    """ResNet-50 with its weights; a cached file that fails to load is moved aside and fetched again."""
+    path = get_resnet50_weights(progress=progress)
+    try:
+        return _resnet50(path)
+    except BrokenWeightsError as error:
+        broken = error
+    broken.moved_to = _move_aside(path)
+    try:
+        model = _resnet50(fetch(RESNET50_FILE, dest=path, progress=progress))
+    except (OSError, ValueError) as error:
+        raise broken from error
+    print(f"NOTICE: ResNet-50's weights in torch's cache were broken ({broken.reason}): "
+          f"{f'moved aside to {broken.moved_to}' if broken.moved_to else 'they could not be moved aside'}, "
+          f"and a good copy was fetched again.")
     return model
 
 
@@ -79,16 +191,65 @@ def _efficientnet_lite0() -> nn.Module:
     return model
 
 
-def _notice_stand_in(reason: str) -> None:
-    tried = reason.split("\nWhat to do", 1)[0]          # the notice gives its own advice below
+def _short_cause(error: BaseException) -> str:
+    """The most telling exception class in a chain (``NameResolutionError``), for one short line."""
+    names, seen = [], error
+    for _ in range(8):
+        if seen is None:
+            break
+        names.append((type(seen).__module__.split(".")[0], type(seen).__name__))
+        following = seen.__cause__ or getattr(seen, "reason", None)
+        if following is None and seen.args and isinstance(seen.args[0], BaseException):
+            following = seen.args[0]
+        seen = following if isinstance(following, BaseException) and following is not seen else None
+    library = [name for module, name in names if module in {"urllib3", "requests"}]
+    return library[-1] if library else names[-1][1]
+
+
+def _fetch_failure(errors: List[BaseException], host: str) -> Tuple[str, str]:
+    """(a sentence, a few words) saying why ResNet-50's weights could not be fetched."""
+    if any(isinstance(e, downloads.HashMismatchError) for e in errors):
+        return ("ResNet-50's weights were found, but with the wrong sha256 (a damaged or changed file), "
+                "so not used", "the copy found had the wrong sha256")
+    if any(isinstance(e, downloads.OfflineError) for e in errors) or (downloads.is_offline() and not errors):
+        return ("offline (LESSON_OFFLINE is set): ResNet-50's weights are not cached and were not downloaded",
+                "offline: LESSON_OFFLINE is set")
+    if any(isinstance(e, downloads.DownloadStalledError) for e in errors):
+        return (f"the download of ResNet-50's weights from {host} stalled (far too slow), so it was stopped",
+                f"the download from {host} stalled")
+    network = [e for e in errors if isinstance(e, OSError)]
+    if network:
+        cause = f"{_short_cause(network[-1])} for {host}"
+        return f"no internet: could not download ResNet-50's weights ({cause})", f"no internet: {cause}"
+    return "could not get ResNet-50's weights", "no copy found"
+
+
+def _stand_in_reason(error: BaseException) -> str:
+    """What happened, in one line: offline, no internet, a bad or broken file."""
+    url = downloads.manifest().get(RESNET50_FILE, {}).get("url", "")
+    host = urlparse(url).hostname or url
+    if isinstance(error, BrokenWeightsError):
+        moved = f"moved it aside to {error.moved_to}" if error.moved_to else "could not move it aside"
+        cause = error.__cause__
+        again = "" if cause is None else \
+            f"; no good copy could be had ({_fetch_failure(getattr(cause, 'errors', []), host)[1]})"
+        return f"ResNet-50's weights file in torch's cache is broken ({error.reason}): {moved}{again}"
+    errors = list(getattr(error, "errors", []))
+    sentence, _ = _fetch_failure(errors, host)
+    if not errors and not downloads.is_offline():
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        sentence = f"{sentence}: {first[:160]}"
+    return sentence
+
+
+def _notice_stand_in(error: BaseException) -> None:
+    """Three short lines: what happened, what it means, how to get the real model."""
     print(
-        "NOTICE: using the offline stand-in model EfficientNet-Lite0, not ResNet-50.\n"
-        f"  Why: {tried}\n"
-        "  What changes: it knows the same 1000 ImageNet classes, but its predictions and\n"
-        "       heatmaps differ in detail from the ResNet-50 ones the lesson describes.\n"
-        "  To get ResNet-50: connect to the internet and run `python -m helpers.setup`,\n"
-        "       or set LESSON_DATA_MIRROR to your instructor's folder that holds\n"
-        f"       {RESNET50_FILE}, or copy that file into {resnet50_weights_path().parent}"
+        f"NOTICE: {_stand_in_reason(error)}.\n"
+        "  So the lesson uses its stand-in, EfficientNet-Lite0: same 1000 classes; predictions and heatmaps "
+        "differ in detail.\n"
+        "  To get ResNet-50: run `python -m helpers.setup` with internet, or set LESSON_DATA_MIRROR to a "
+        f"folder holding {RESNET50_FILE}."
     )
 
 
@@ -106,9 +267,9 @@ def load_model(name: Optional[str] = None, device: str = "cpu") -> nn.Module:
     actual = requested
     if requested == "resnet50":
         try:
-            model = _resnet50(get_resnet50_weights())
+            model = _resnet50_with_weights()
         except (OSError, ValueError) as error:
-            _notice_stand_in(str(error))
+            _notice_stand_in(error)
             actual = STAND_IN
     if requested == "resnet50_untrained":
         print("NOTICE: ResNet-50 with RANDOM weights (for timing tests): its predictions mean nothing.")
@@ -129,22 +290,58 @@ def _is_efficientnet(model: nn.Module) -> bool:
     return type(model).__name__ == "EfficientNet" and hasattr(model, "blocks") and hasattr(model, "conv_head")
 
 
-def layer_choices(model: nn.Module) -> Dict[str, nn.Module]:
-    """The layers worth choosing as GradCAM targets, from coarse (deep) to fine (shallow).
+def _choices(model: nn.Module) -> List["Choice"]:
+    """The lesson's two models by name; any other classifier from one dry run (helpers.architectures)."""
+    from .architectures import Choice, target_layer_choices
 
-    ResNet-50: ``layer4`` to ``layer1``. The stand-in: its last four blocks.
-    """
     if _is_resnet(model):
-        return {name: getattr(model, name) for name in ("layer4", "layer3", "layer2", "layer1")}
+        reason = ("layer4: ResNet's last convolutional stage (2048 feature maps of 7x7 for a 224 px image); "
+                  "after it the model averages the grid away, so this is the last place that says where.")
+        return [Choice(name, getattr(model, name), reason if name == "layer4" else "")
+                for name in ("layer4", "layer3", "layer2", "layer1")]
     if _is_efficientnet(model):
         count = len(model.blocks)
-        return {f"blocks[{i}]": model.blocks[i] for i in range(count - 1, max(count - 5, -1), -1)}
-    raise ValueError(f"no known target layers for a {type(model).__name__}; pass target_layers yourself")
+        reason = (f"blocks[{count - 1}]: the last block of EfficientNet's convolutional stages (the lesson's "
+                  f"choice for the stand-in; only a 1x1 convolution head follows before the pooling).")
+        return [Choice(f"blocks[{i}]", model.blocks[i], reason if i == count - 1 else "")
+                for i in range(count - 1, max(count - 5, -1), -1)]
+    try:
+        return target_layer_choices(model)
+    except ValueError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the dry run can fail in any way for a non-classifier
+        raise ValueError(f"could not find target layers for a {type(model).__name__}: a dry run on a blank "
+                         f"image failed ({type(error).__name__}: {error}); pass target_layers yourself") from error
 
 
-def default_target_layers(model: nn.Module) -> List[nn.Module]:
-    """The layer GradCAM usually looks at: the output of the last convolutional block.
+def layer_choices(model: nn.Module) -> Dict[str, nn.Module]:
+    """The layers worth choosing as GradCAM targets, by name, from coarse (deep) to fine (shallow).
 
-    ResNet-50: ``[model.layer4]``. The stand-in: ``[model.blocks[-1]]``.
+    ResNet-50: ``layer4`` to ``layer1``. The stand-in: its last four blocks. Any other
+    torchvision or timm classifier: for CNNs, the last layer at each grid size (7x7, 14x14,
+    ...); for vision transformers, each block's first LayerNorm, last block first. Those are
+    found with one dry run on a blank image (see ``helpers.architectures``).
+
+    >>> from torchvision.models import resnet18                 # doctest: +SKIP
+    >>> list(layer_choices(resnet18(weights=None)))             # doctest: +SKIP
+    ['layer4', 'layer3', 'layer2', 'layer1']
     """
-    return [next(iter(layer_choices(model).values()))]
+    return {choice.name: choice.module for choice in _choices(model)}
+
+
+def default_target_layers(model: nn.Module, explain: bool = False) -> List[nn.Module]:
+    """The layer GradCAM usually looks at, in a list: the last one whose output is a spatial map.
+
+    ResNet-50: ``[model.layer4]``. The stand-in: ``[model.blocks[-1]]``. A vision transformer:
+    its last block's first LayerNorm (``model.blocks[-1].norm1`` in timm). ``explain=True``
+    prints which layer was picked and why (``explain_target_layer`` returns that text).
+    """
+    choice = _choices(model)[0]
+    if explain:
+        print(choice.reason)
+    return [choice.module]
+
+
+def explain_target_layer(model: nn.Module) -> str:
+    """Which layer ``default_target_layers`` picks for ``model``, and why, in a sentence or two."""
+    return _choices(model)[0].reason

@@ -4,7 +4,7 @@
 - ``guided_backprop``: guided backpropagation (Springenberg et al., 2015), for ReLU and ReLU6;
 - ``edge_map``: a Sobel edge detector, which looks at the image and ignores the model;
 - ``randomised_models``: the model with its layers re-initialised from the top down, after
-  Adebayo et al. (2018), "Sanity Checks for Saliency Maps";
+  Adebayo et al. (2018), "Sanity Checks for Saliency Maps" (``randomised_model``: only the last step);
 - ``spearman``: rank correlation between two maps;
 - ``deletion_curve`` / ``insertion_curve``: faithfulness after Petsiuk et al. (2018);
 - ``explain_images``: one batched GradCAM pass over many images, for a contact sheet.
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cam import check_input, compute_cams, eval_mode, model_device
+from .cam import compute_cams, eval_mode, model_device, model_input
 from .labels import check_class_id
 
 
@@ -36,8 +36,8 @@ def saliency(model: nn.Module, class_id: int, input_tensor: torch.Tensor) -> np.
     Returns float32 ``[H, W]`` scaled to [0, 1].
     """
     check_class_id(class_id)
-    x = check_input(input_tensor).detach().to(model_device(model)).clone().requires_grad_(True)
-    with eval_mode(model), torch.enable_grad():
+    x = model_input(model, input_tensor).requires_grad_(True)      # the model's dtype, not an inference tensor
+    with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
         score = model(x)[0, int(class_id)]
         gradient, = torch.autograd.grad(score, x)
     return _unit(gradient[0].abs().amax(dim=0))
@@ -93,7 +93,8 @@ def guided_model(model: nn.Module) -> nn.Module:
 def guided_backprop(model: nn.Module, class_id: int, input_tensor: torch.Tensor,
                     guided: Optional[nn.Module] = None) -> np.ndarray:
     """Guided backpropagation's map: float32 ``[H, W]`` in [0, 1]. Pass ``guided`` to reuse a copy."""
-    return saliency(guided if guided is not None else guided_model(model), class_id, input_tensor)
+    with torch.inference_mode(False):            # a copy made in inference mode could not be differentiated
+        return saliency(guided if guided is not None else guided_model(model), class_id, input_tensor)
 
 
 def edge_map(rgb_image: np.ndarray) -> np.ndarray:
@@ -116,20 +117,21 @@ def _unit(values: torch.Tensor) -> np.ndarray:
 def random_like(model: nn.Module, seed: int) -> nn.Module:
     """A model of the same architecture with fresh random weights (``weights=None``), in eval mode."""
     name = getattr(model, "lesson_name", "")
-    torch.manual_seed(seed)
-    if name.startswith("resnet50"):
-        from torchvision.models import resnet50
+    with torch.random.fork_rng(devices=[]):          # seeded, without reseeding the caller's generator
+        torch.manual_seed(seed)
+        if name.startswith("resnet50"):
+            from torchvision.models import resnet50
 
-        fresh = resnet50(weights=None)
-    elif name == "efficientnet_lite0":
-        import timm
+            fresh = resnet50(weights=None)
+        elif name == "efficientnet_lite0":
+            import timm
 
-        fresh = timm.create_model("efficientnet_lite0", pretrained=False)
-    else:
-        fresh = copy.deepcopy(model)
-        for module in fresh.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            fresh = timm.create_model("efficientnet_lite0", pretrained=False)
+        else:
+            fresh = copy.deepcopy(model)
+            for module in fresh.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
     fresh.lesson_name = name
     return fresh.to(model_device(model)).eval()
 
@@ -154,16 +156,48 @@ def randomised_models(model: nn.Module, seed: int, stages: Optional[int] = None
 
     The randomised weights come from a fresh model of the same architecture, built with
     ``weights=None``, so nothing is downloaded. ``model`` itself is never changed.
+
+    Each stage is its own model (a snapshot): keeping one does not change when the next is
+    made. Each holds a full copy of the weights, so use a stage and let it go rather than
+    keeping them all (``list(randomised_models(...))`` keeps them all).
     """
-    fresh = random_like(model, seed)
-    current = copy.deepcopy(model).eval()
-    fresh_modules = dict(fresh.named_modules())
+    fresh_state = random_like(model, seed).state_dict()     # only the random weights are kept
+    done: List[str] = []
+    names_done: List[str] = []
+    stage_model: Optional[nn.Module] = None
+    for label, names in cascade_stages(model)[:stages]:
+        done.append(label)
+        names_done += names
+        stage_model = None               # the caller's `del` of the last stage frees it before the next copy
+        stage_model = copy.deepcopy(model).eval()
+        _reinitialise(stage_model, names_done, fresh_state)
+        yield _stage_label(done), stage_model
+
+
+def randomised_model(model: nn.Module, seed: int, stages: int) -> Tuple[str, nn.Module]:
+    """Only the last step of the cascade: ``model`` with its top ``stages`` stages re-initialised.
+
+    Same weights as the last stage of ``randomised_models``, without a copy per stage.
+    """
+    fresh_state = random_like(model, seed).state_dict()
+    working = copy.deepcopy(model).eval()
     done = []
     for label, names in cascade_stages(model)[:stages]:
-        for name in names:
-            current.get_submodule(name).load_state_dict(fresh_modules[name].state_dict())
+        _reinitialise(working, names, fresh_state)
         done.append(label)
-        yield "+".join(done) if len(done) <= 3 else f"{done[0]} ... {done[-1]}", current
+    del fresh_state
+    return _stage_label(done), working
+
+
+def _reinitialise(working: nn.Module, names: Sequence[str], fresh_state: Dict[str, torch.Tensor]) -> None:
+    for name in names:
+        prefix = f"{name}."
+        working.get_submodule(name).load_state_dict(
+            {key[len(prefix):]: value for key, value in fresh_state.items() if key.startswith(prefix)})
+
+
+def _stage_label(done: Sequence[str]) -> str:
+    return "+".join(done) if len(done) <= 3 else f"{done[0]} ... {done[-1]}"
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -174,6 +208,19 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(spearmanr(a, b).statistic)
+
+
+#: Images per forward pass in the functions below: a batch of 11 through ResNet-50 needs about
+#: 1 GB more than batches of 4 (benchmarks/memory.py); the results are the same.
+BATCH = 4
+
+
+def _cams_per_class(model: nn.Module, target_layers: Sequence[nn.Module], class_ids: List[int],
+                    input_tensor: torch.Tensor, method: str) -> np.ndarray:
+    """``compute_cams`` of one image for many classes, ``BATCH`` classes per pass (bounded memory)."""
+    return np.concatenate([compute_cams(model, target_layers, class_ids[i:i + BATCH],
+                                        input_tensor.expand(len(class_ids[i:i + BATCH]), -1, -1, -1), method)[0]
+                           for i in range(0, len(class_ids), BATCH)])
 
 
 def randomisation_check(model: nn.Module, target_layers_of, class_ids: Sequence[int],
@@ -187,19 +234,39 @@ def randomisation_check(model: nn.Module, target_layers_of, class_ids: Sequence[
     """
     from tqdm.auto import tqdm
 
-    before, _ = compute_cams(model, target_layers_of(model), list(class_ids),
-                             input_tensor.expand(len(class_ids), -1, -1, -1), method)
+    if isinstance(class_ids, (int, np.integer)) and not isinstance(class_ids, bool):
+        class_ids = [int(class_ids)]                    # one class id is a list of one
+    try:
+        if isinstance(class_ids, (str, bytes)):
+            raise TypeError
+        class_ids = list(class_ids)
+    except TypeError:
+        raise TypeError(f"class_ids must be a class id or a list of them, such as [245, 281], "
+                        f"got {type(class_ids).__name__}") from None
+    if not class_ids:
+        raise ValueError("class_ids is empty: give at least one class id, such as [245]")
+    try:
+        seeds = list(seeds)                             # a generator is read once, here
+    except TypeError:
+        raise TypeError(f"seeds must be a list of whole numbers, such as range(5), "
+                        f"got {type(seeds).__name__}") from None
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed, such as range(5)")
+    if isinstance(stages, bool) or not isinstance(stages, (int, np.integer)) or stages < 1:
+        raise ValueError(f"stages must be a whole number of at least 1 (how many stages to randomise from "
+                         f"the top, 3 is usual), got {stages!r}")
+    before = _cams_per_class(model, target_layers_of(model), list(class_ids), input_tensor, method)
     correlations, constant = [], 0
-    for seed in tqdm(list(seeds), desc="randomised models", disable=not progress):
-        *_, (label, randomised) = randomised_models(model, seed, stages)
-        after, _ = compute_cams(randomised, target_layers_of(randomised), list(class_ids),
-                                input_tensor.expand(len(class_ids), -1, -1, -1), method)
+    for seed in tqdm(seeds, desc="randomised models", disable=not progress):
+        label, randomised = randomised_model(model, seed, stages)
+        after = _cams_per_class(randomised, target_layers_of(randomised), list(class_ids), input_tensor, method)
         for b, a in zip(before, after):
             rho = spearman(b, a)
             if np.isnan(rho):
                 constant += 1
             else:
                 correlations.append(rho)
+        del randomised, after                      # one randomised model alive at a time
     return {"stages": label, "mean": float(np.mean(correlations)) if correlations else float("nan"),
             "correlations": correlations, "constant": constant, "pairs": len(seeds) * len(class_ids)}
 
@@ -213,20 +280,32 @@ def _blurred(input_tensor: torch.Tensor) -> torch.Tensor:
 
 def _curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap: np.ndarray, steps: int,
            insert: bool) -> np.ndarray:
-    check_class_id(class_id)
-    x = check_input(input_tensor).detach()
+    x = model_input(model, input_tensor)
+    if x.shape[0] != 1:
+        raise ValueError(f"a deletion or insertion curve is for one image, but input_tensor holds {x.shape[0]}; "
+                         f"compute one curve per image")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a whole number of at least 1 (16 is usual), got {steps!r}")
+    heatmap = np.asarray(heatmap.detach().cpu() if isinstance(heatmap, torch.Tensor) else heatmap, dtype=np.float32)
+    if heatmap.shape != tuple(x.shape[-2:]):
+        raise ValueError(f"the heatmap is {'x'.join(map(str, heatmap.shape))} but the image is "
+                         f"{x.shape[-2]}x{x.shape[-1]} (height x width); pass the heatmap computed for "
+                         f"this input_tensor")
     order = torch.argsort(torch.from_numpy(np.ascontiguousarray(heatmap)).flatten(), descending=True)
     n = order.numel()
     blurred = _blurred(x)
     frames = []
     for step in range(steps + 1):
-        mask = torch.zeros(n)
-        mask[order[: round(n * step / steps)]] = 1.0
+        mask = torch.zeros(n, dtype=x.dtype, device=x.device)      # the input's dtype and device
+        mask[order[: round(n * step / steps)].to(x.device)] = 1.0
         mask = mask.reshape(1, 1, *x.shape[-2:])
         frames.append(blurred * (1 - mask) + x * mask if insert else x * (1 - mask) + blurred * mask)
     with eval_mode(model), torch.no_grad():
-        probabilities = torch.softmax(model(torch.cat(frames).to(model_device(model))), dim=1)
-    return probabilities[:, int(class_id)].cpu().numpy()
+        batch = torch.cat(frames).to(model_device(model))
+        logits = torch.cat([model(batch[i:i + BATCH]) for i in range(0, len(batch), BATCH)])
+    class_id = check_class_id(class_id, logits.shape[1])              # the model's own class count
+    probabilities = torch.softmax(logits.float(), dim=1)             # numpy has no bfloat16
+    return probabilities[:, class_id].cpu().numpy()
 
 
 def deletion_curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap: np.ndarray,
@@ -264,6 +343,10 @@ def explain_images(model: nn.Module, target_layers: Sequence[nn.Module], images:
     so that all fit in one batch. Returns, per image: the square ``rgb``, ``class_id``,
     ``probability`` and ``heatmap``.
     """
+    images = list(images)
+    if not images:
+        raise ValueError("explain_images got no images: give a list of (input_tensor, rgb_image) pairs "
+                         "from load_image")
     tensors, pictures = [], []
     for input_tensor, rgb_image in images:
         height, width = input_tensor.shape[-2:]

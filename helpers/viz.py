@@ -19,8 +19,10 @@ from torch import nn
 from .cam import compute_cams
 from .labels import class_name
 
-#: Colour maps offered by the lesson; "cividis" and "viridis" are safe for colour-blind readers.
-COLORMAPS = ("jet", "viridis", "cividis", "inferno", "gray")
+#: Colour maps offered by the lesson. The default, inferno, is perceptually uniform and readable by
+#: colour-blind readers (so are viridis, cividis and magma); jet stays selectable since many papers use it.
+DEFAULT_CMAP = "inferno"
+COLORMAPS = ("inferno", "magma", "viridis", "cividis", "jet", "gray")
 
 
 @lru_cache(maxsize=16)
@@ -35,10 +37,12 @@ def colormap_table(cmap: str) -> np.ndarray:
     return table.astype(np.float32)
 
 
-def overlay(rgb_image: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+def overlay(rgb_image: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap: str = DEFAULT_CMAP) -> np.ndarray:
     """Colour ``cam`` (values in [0, 1]) and blend it over ``rgb_image``; returns uint8 RGB.
 
     ``alpha`` is the heatmap's weight: 0 shows only the photo, 1 only the heatmap.
+    ``cmap`` is a matplotlib colour map name; the default, inferno, runs from black (no evidence)
+    to bright yellow (strongest evidence). ``cmap="jet"`` gives the blue-to-red map of many papers.
     Colours stay RGB throughout (no OpenCV BGR), so ``plt.imshow`` shows them truly.
     """
     rgb_image = np.asarray(rgb_image, dtype=np.float32)
@@ -64,7 +68,7 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 def viz_gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Optional[int],
                 input_tensor: torch.Tensor, rgb_image: np.ndarray, *, method: str = "GradCAM",
-                alpha: float = 0.5, cmap: str = "jet", show: bool = True) -> np.ndarray:
+                alpha: float = 0.5, cmap: str = DEFAULT_CMAP, show: bool = True) -> np.ndarray:
     """Compute a GradCAM heatmap for ``class_id`` (None: the predicted class) and show it over the image.
 
     Prints the class with its name and probability, shows the overlay in true colours,

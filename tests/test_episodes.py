@@ -48,7 +48,7 @@ def test_notebooks_have_no_outputs_and_hide_solutions(notebook):
     assert code and all(not c["outputs"] and c["execution_count"] is None for c in code)
     solutions = [c for c in code if "solution" in c["metadata"].get("tags", [])]
     assert solutions, "every episode has at least one challenge with solution code"
-    assert all(c["metadata"]["jupyter"]["source_hidden"] for c in solutions)
+    assert all(c["metadata"]["jupyter"] == {"source_hidden": True, "outputs_hidden": True} for c in solutions)
     assert not any(":::" in "".join(c["source"]) for c in cells)
 
 
@@ -83,6 +83,16 @@ def test_the_seeds_mistakes_are_not_back(episode):
     assert "pretrained=True" not in code and "COLOR_RGB2BGR" not in code
     assert not re.search(r"(?<![.\w])eval\(", code)
     assert "preprocess_image(" not in code
+    # show_cam_on_image returns BGR unless told otherwise: every call in the lesson says use_rgb=True
+    for call in re.findall(r"show_cam_on_image\(([^)]*)\)", code):
+        assert "use_rgb=True" in call, f"show_cam_on_image({call}) returns BGR; pass use_rgb=True"
+    if not episode.name.startswith("03-"):
+        return
+    # episode 3's by-hand GradCAM is written in plain steps (issue 9): no dict.update in a lambda,
+    # no tuple unpacking with a trailing comma, no None-indexing to add axes
+    assert not re.search(r"lambda[^\n]*\.update\(", code)
+    assert not re.search(r"^\s*\w+\s*,\s*=", code, flags=re.M)
+    assert "[None, None]" not in code
 
 
 # --- the episode checker: every episode has the Workbench parts a lesson needs ---------------
@@ -130,6 +140,59 @@ def test_every_figure_has_alt_text_and_exists(episode):
         assert (episode.parent / source).is_file(), f"{source} is missing"
 
 
+OPTION = re.compile(r"^- \*\*([A-D])\.\*\* \S")
+
+
+def multiple_choice(text):
+    """For each challenge with lettered options: (letters offered, letters its solution discusses).
+
+    The format (see CONTRIBUTING.md): options are list items ``- **A.** ...`` in the challenge,
+    before its solution; the solution discusses each one, starting with ``**A.**``.
+    """
+    lines = text.splitlines()
+    divs = _divs(text)
+    found = []
+    for kind, start, end, _ in divs:
+        if kind != "challenge":
+            continue
+        inner = [(s, e) for k, s, e, parent in divs if k == "solution" and start < s and e < end]
+        in_solution = {n for s, e in inner for n in range(s, e + 1)}
+        options = [m.group(1) for n in range(start, end)
+                   if n not in in_solution and (m := OPTION.match(lines[n - 1]))]
+        if not options:
+            continue
+        solution = "\n".join(lines[n - 1] for n in sorted(in_solution))
+        found.append(("".join(options), "".join(x for x in "ABCD" if f"**{x}.**" in solution)))
+    return found
+
+
+def is_complete(offered, discussed):
+    return offered in ("ABC", "ABCD") and discussed == offered
+
+
+@pytest.mark.parametrize("episode", EPISODES, ids=lambda p: p.name)
+def test_every_episode_has_a_multiple_choice_question_explained_option_by_option(episode):
+    questions = multiple_choice(episode.read_text())
+    assert questions, ("needs a multiple-choice challenge: options '- **A.** ...' (3 or 4), "
+                       "and a solution discussing each as '**A.** Right/Wrong ...'")
+    for offered, discussed in questions:
+        assert offered in ("ABC", "ABCD"), f"options must be A, B, C (and D) in order, found {offered}"
+        assert discussed == offered, f"the solution discusses {discussed or 'none'} of the options {offered}"
+
+
+def test_the_multiple_choice_check_catches_a_solution_that_skips_an_option():
+    question = ("::: challenge\nWhich?\n\n- **A.** one\n- **B.** two\n- **C.** three\n\n"
+                "::: solution\n**A.** Wrong.\n**B.** Right.\n:::\n:::\n")
+    assert multiple_choice(question) == [("ABC", "AB")]
+    assert not is_complete(*multiple_choice(question)[0])
+    fixed = question.replace("**B.** Right.", "**B.** Right.\n**C.** Wrong.")
+    assert is_complete(*multiple_choice(fixed)[0])
+    # options written inside the solution, or only two options, do not count
+    assert multiple_choice("::: challenge\nQ\n::: solution\n- **A.** x\n:::\n:::\n") == []
+    assert not is_complete(*multiple_choice("::: challenge\n- **A.** x\n- **B.** y\n"
+                                            "::: solution\n**A.** **B.**\n:::\n:::\n")[0])
+
+
 def test_the_episode_checker_catches_problems():
     with pytest.raises(AssertionError, match="open"):
         _divs("::: challenge\ntext\n")
@@ -154,6 +217,56 @@ def test_config_and_index_list_the_episodes_with_their_minutes():
         assert (ROOT / page).is_file(), page
 
 
+def schedule_rows(index):
+    """(start minutes, label, teaching, exercises, total minutes) for each row of the index's schedule."""
+    rows = []
+    for match in re.finditer(r"^\|\s*(\d+):(\d\d)\s*\|\s*(.*?)\s*\|\s*(\d*)\s*\|\s*(\d*)\s*\|\s*(\d*)\s*(?:min)?\s*\|$",
+                             index, flags=re.M):
+        hours, minutes, label, teach, exercise, total = match.groups()
+        rows.append((int(hours) * 60 + int(minutes), label, int(teach or 0), int(exercise or 0), int(total or 0)))
+    return rows
+
+
+def check_schedule(rows):
+    """Each row's total is its teaching plus exercises, and each row starts when the one before ends."""
+    assert rows and rows[0][0] == 0, "the schedule starts at 0:00"
+    for (start, label, teach, exercise, total), following in zip(rows, rows[1:]):
+        if teach or exercise:
+            assert total == teach + exercise, f"{label}: {teach} + {exercise} is not {total}"
+        assert following[0] == start + total, f"{following[1]} starts at {following[0]} min, not {start + total}"
+    assert any(label.startswith("*") and "reak" in label for _, label, *_ in rows), "the schedule shows a break"
+
+
+def test_the_schedule_adds_up_and_has_breaks():
+    index = (ROOT / "index.md").read_text()
+    rows = schedule_rows(index)
+    assert len(rows) >= len(EPISODES) + 2, "the schedule lists every episode, a break and the finish"
+    check_schedule(rows)
+    total_row = re.search(r"\*\*total\*\* \| (\d+) \| (\d+) \|", index)
+    assert total_row and (int(total_row.group(1)), int(total_row.group(2))) == (
+        sum(r[2] for r in rows), sum(r[3] for r in rows))
+
+
+def test_the_instructor_notes_timings_match_the_episodes():
+    notes = (ROOT / "instructors" / "instructor-notes.md").read_text()
+    for episode in EPISODES:
+        fields = dict(line.split(":", 1) for line in episode.read_text().split("\n---", 1)[0].splitlines() if ":" in line)
+        row = re.search(rf"^\| {int(episode.name[:2])}\. [^|\n]*\| (\d+) \| (\d+) \|", notes, flags=re.M)
+        assert row, f"{episode.name} has no row in the instructor notes' timing table (python tools/schedule.py)"
+        assert (int(row.group(1)), int(row.group(2))) == (int(fields["teaching"]), int(fields["exercises"])), episode.name
+
+
+def test_the_schedule_check_catches_a_wrong_sum():
+    good = "| 0:00 | [1. A](episodes/a.md) | 10 | 5 | 15 min |\n| 0:15 | *Break* | | | 10 min |\n| 0:25 | Finish | | | |"
+    check_schedule(schedule_rows(good))
+    with pytest.raises(AssertionError, match="starts at 30"):
+        check_schedule(schedule_rows(good.replace("0:25", "0:30")))
+    with pytest.raises(AssertionError, match="is not 16"):
+        check_schedule(schedule_rows(good.replace("15 min", "16 min")))
+    with pytest.raises(AssertionError, match="break"):
+        check_schedule(schedule_rows(good.replace("*Break*", "Chat")))
+
+
 def test_instructor_notes_cover_the_usual_stumbles():
     notes = (ROOT / "instructors" / "instructor-notes.md").read_text()
     for topic in ("RGB versus BGR", "Normalisation", "Wrong class ids", "Hooks piling up",
@@ -163,12 +276,15 @@ def test_instructor_notes_cover_the_usual_stumbles():
 
 @pytest.mark.parametrize("handout", sorted((ROOT / "notebooks" / "handouts").glob("*.ipynb")), ids=lambda p: p.name)
 def test_handouts_keep_only_the_setup_code(handout):
+    """Set-up cells and cells to show, not type, keep their code; solutions are gone (one empty
+    "exercise" cell each; tests/test_notebook_format.py checks the rest)."""
     full = json.loads((ROOT / "notebooks" / handout.name).read_text())
     cells = json.loads(handout.read_text())["cells"]
     code = [c for c in cells if c["cell_type"] == "code"]
-    assert len(code) == sum(c["cell_type"] == "code" for c in full["cells"])
+    typed = [c for c in full["cells"] if c["cell_type"] == "code" and not {"solution", "setup"} & set(c["metadata"].get("tags", []))]
+    assert len([c for c in code if not {"exercise", "setup"} & set(c["metadata"].get("tags", []))]) == len(typed)
     for cell in code:
-        tagged = "setup" in cell["metadata"].get("tags", [])
+        tagged = bool({"setup", "show"} & set(cell["metadata"].get("tags", [])))
         assert bool("".join(cell["source"]).strip()) == tagged
         assert not cell["outputs"]
 

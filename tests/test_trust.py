@@ -4,7 +4,8 @@ import torch
 
 from helpers import LESSON_CLASSES, default_target_layers, fetch, gradcam, load_image
 from helpers.trust import (area_under, deletion_curve, edge_map, explain_images, guided_backprop, guided_model,
-                           insertion_curve, randomisation_check, randomised_models, saliency, spearman)
+                           insertion_curve, randomisation_check, randomised_model, randomised_models, saliency,
+                           spearman)
 
 
 def _state(model):
@@ -30,7 +31,7 @@ def test_guided_backprop_barely_notices_randomisation(stand_in, both):
     assert any(isinstance(m, torch.nn.ReLU6) for m in stand_in.modules())       # the original keeps its ReLU6
     correlations = []
     for seed in range(3):
-        *_, (_, randomised) = randomised_models(stand_in, seed, 3)
+        _, randomised = randomised_model(stand_in, seed, 3)
         guided_random = guided_model(randomised)
         for class_id in (245, 281):
             correlations.append(spearman(guided_backprop(stand_in, class_id, both[0], guided),
@@ -46,6 +47,47 @@ def test_the_cascade_replaces_stages_from_the_top(stand_in):
     assert not torch.equal(final.classifier.weight, stand_in.classifier.weight)
     assert not torch.equal(final.blocks[6][0].conv_pw.weight, stand_in.blocks[6][0].conv_pw.weight)
     assert torch.equal(final.blocks[5][0].conv_pw.weight, stand_in.blocks[5][0].conv_pw.weight)
+
+
+def test_each_cascade_stage_is_its_own_model_and_changes_the_map(stand_in, both):
+    """Issue 8: every stage used to be the same object, so the cascade figure showed one model 4 times."""
+    before = _state(stand_in)
+    stages = list(randomised_models(stand_in, seed=0, stages=4))
+    models = [stand_in] + [m for _, m in stages]
+    assert len({id(m) for m in models}) == 5                                  # no object yielded twice
+    # stage k re-initialised one more stage than stage k-1: the weights differ, stage by stage
+    assert not torch.equal(models[0].classifier.weight, models[1].classifier.weight)
+    assert torch.equal(models[1].conv_head.weight, stand_in.conv_head.weight)
+    assert not torch.equal(models[1].conv_head.weight, models[2].conv_head.weight)
+    assert torch.equal(models[2].blocks[6][0].conv_pw.weight, stand_in.blocks[6][0].conv_pw.weight)
+    assert not torch.equal(models[2].blocks[6][0].conv_pw.weight, models[3].blocks[6][0].conv_pw.weight)
+    assert not torch.equal(models[3].blocks[5][0].conv_pw.weight, models[4].blocks[5][0].conv_pw.weight)
+    # ... and so does what GradCAM shows (tabby on both.png): no two consecutive maps are the same
+    maps = [gradcam(m, default_target_layers(m), 281, both[0]) for m in models]
+    for earlier, later in zip(maps, maps[1:]):
+        assert np.abs(earlier - later).max() > 0.05
+    # the last stage equals randomised_model's, which keeps no copy per stage
+    label, last = randomised_model(stand_in, seed=0, stages=4)
+    assert label == stages[-1][0] == "classifier ... blocks[5]"
+    assert all(torch.equal(a, b) for a, b in zip(last.state_dict().values(), models[-1].state_dict().values()))
+    after = _state(stand_in)
+    assert all(torch.equal(before[k], after[k]) for k in before)              # the caller's model is untouched
+    assert not stand_in.training
+
+
+def test_the_cascade_of_resnet50s_architecture(random_resnet):
+    before = _state(random_resnet)
+    labels, fc, layer4 = [], [], []
+    for label, stage in randomised_models(random_resnet, seed=1, stages=3):   # one stage alive at a time
+        labels.append(label)
+        fc.append(stage.fc.weight.clone())
+        layer4.append(stage.layer4[2].conv3.weight.clone())
+    assert labels == ["fc", "fc+layer4", "fc+layer4+layer3"]
+    assert not torch.equal(fc[0], before["fc.weight"]) and torch.equal(fc[0], fc[1])
+    assert torch.equal(layer4[0], before["layer4.2.conv3.weight"])
+    assert not torch.equal(layer4[1], layer4[0])
+    after = _state(random_resnet)
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_pixel_maps_shapes_and_the_edge_detector(stand_in, both):
@@ -85,3 +127,46 @@ def test_explain_images_in_one_batch(stand_in):
     assert all(r["heatmap"].shape == (224, 224) for r in results)
     alone = gradcam(stand_in, default_target_layers(stand_in), None, images[0][0])
     assert np.abs(results[0]["heatmap"] - alone).max() < 1e-4                         # both.png is square already
+
+
+def test_deletion_and_insertion_on_a_bfloat16_model_and_one_image_only():
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18(weights=None, num_classes=5).eval().to(torch.bfloat16)
+    x = torch.randn(1, 3, 32, 32)
+    heatmap = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    for curve in (deletion_curve, insertion_curve):
+        values = curve(model, x, 1, heatmap, steps=2)
+        assert values.dtype == np.float32 and values.shape == (3,) and np.all((values >= 0) & (values <= 1))
+    with pytest.raises(ValueError, match="one image"):
+        deletion_curve(model, torch.randn(2, 3, 32, 32), 1, heatmap, steps=2)
+    with pytest.raises(ValueError, match="0..4"):
+        deletion_curve(model, x, 7, heatmap, steps=2)         # the model's own 5 classes
+
+
+def _tiny_resnet():
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    return resnet18(weights=None, num_classes=5).eval()
+
+
+def test_randomisation_check_refuses_no_seeds_and_no_stages_and_reads_a_generator():
+    model, x = _tiny_resnet(), torch.randn(1, 3, 32, 32)
+    layers = lambda m: [m.layer4]                                   # noqa: E731
+    with pytest.raises(ValueError, match="seeds is empty"):
+        randomisation_check(model, layers, [1], x, seeds=[], stages=1, progress=False)
+    with pytest.raises(ValueError, match="stages must be"):
+        randomisation_check(model, layers, [1], x, seeds=[0], stages=0, progress=False)
+    result = randomisation_check(model, layers, [1], x, seeds=(s for s in [0, 1]), stages=1, progress=False)
+    assert result["pairs"] == 2 and result["stages"] == "fc"
+
+
+def test_randomised_models_leave_the_callers_random_numbers_alone():
+    model = _tiny_resnet()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    next(randomised_models(model, 7, 1))
+    assert torch.equal(torch.rand(3), expected)

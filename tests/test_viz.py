@@ -39,9 +39,87 @@ def test_viz_gradcam_prints_names_and_returns_the_overlay(stand_in, both, capsys
     assert "Predicted class: 243 · bull mastiff (p = 0.38" in capsys.readouterr().out
 
 
-def test_the_hottest_pixel_is_red_in_the_shown_picture(stand_in, both):
+def test_the_strongest_pixel_is_the_brightest_in_the_shown_picture(stand_in, both):
+    """The lesson reads maps by brightness: 'bright = strong evidence'."""
     x, rgb = both
-    picture = viz_gradcam(stand_in, default_target_layers(stand_in), 281, x, rgb, show=False)
+    picture = viz_gradcam(stand_in, default_target_layers(stand_in), 281, x, rgb, show=False, alpha=1.0)
     heatmap = gradcam(stand_in, default_target_layers(stand_in), 281, x)
-    row, col = np.unravel_index(int(heatmap.argmax()), heatmap.shape)
-    assert int(picture[row, col, 0]) > int(picture[row, col, 2]) + 40
+    strongest = np.unravel_index(int(heatmap.argmax()), heatmap.shape)
+    weakest = np.unravel_index(int(heatmap.argmin()), heatmap.shape)
+    assert picture[strongest].astype(int).sum() > picture[weakest].astype(int).sum() + 400
+    assert int(picture[strongest][0]) > int(picture[strongest][2]) + 40     # yellow, not blue: no BGR swap
+
+
+def test_the_default_colour_map_is_inferno_in_overlay_and_viz_gradcam(stand_in, both):
+    from helpers.viz import DEFAULT_CMAP
+
+    assert DEFAULT_CMAP == "inferno"
+    rgb = np.full((2, 2, 3), 0.5, np.float32)
+    cam = np.array([[0.0, 0.0], [1.0, 1.0]], np.float32)
+    pure = overlay(rgb, cam, alpha=1.0)
+    assert pure[0, 0].tolist() == [0, 0, 4]            # inferno's bottom: almost black
+    assert pure[1, 1].tolist() == [252, 255, 164]      # inferno's top: pale yellow
+    assert overlay(rgb, cam, alpha=1.0, cmap="jet")[1, 1].tolist() == [128, 0, 0]   # jet stays selectable
+    x, rgb = both
+    shown = viz_gradcam(stand_in, default_target_layers(stand_in), 281, x, rgb, show=False)
+    heatmap = gradcam(stand_in, default_target_layers(stand_in), 281, x)
+    assert np.array_equal(shown, overlay(rgb, heatmap, cmap="inferno"))
+    assert not np.array_equal(shown, overlay(rgb, heatmap, cmap="jet"))
+
+
+def _net_with_only_negative_evidence_for_class_0():
+    """A tiny CNN whose class 0 has negative weight on every channel: no position can be evidence for it."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 2))
+    with torch.no_grad():
+        net[4].weight.copy_(torch.tensor([[-1.0] * 4, [1.0] * 4]))
+        net[4].bias.zero_()
+    return net.eval()
+
+
+def test_a_map_with_no_positive_evidence_is_blank_and_shown_black():
+    """Episode 3: 'when no position has positive evidence for a class, the map is blank (all black)'.
+
+    This is the mechanism, whatever the model: ReLU leaves nothing to stretch to [0, 1].
+    """
+    import torch
+
+    net = _net_with_only_negative_evidence_for_class_0()
+    x = torch.rand(1, 3, 8, 8)
+    blank = gradcam(net, [net[1]], 0, x)
+    assert blank.shape == (8, 8) and float(blank.max()) == 0.0
+    assert float(gradcam(net, [net[1]], 1, x).max()) == pytest.approx(1.0, abs=1e-5)   # the other class is stretched
+    black = overlay(np.full((8, 8, 3), 0.5, np.float32), blank, alpha=1.0)
+    assert black.max() <= 4
+    from helpers.claims import where
+    assert "blank" in where(blank, "both.png")
+
+
+def test_every_helper_that_takes_a_colour_map_defaults_to_inferno():
+    """Issue 9: the colour-blind-safe map is the default everywhere; jet only when asked for."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import helpers
+    from helpers.viz import DEFAULT_CMAP
+
+    defaults = {}
+    for info in pkgutil.iter_modules(helpers.__path__):
+        module = importlib.import_module(f"helpers.{info.name}")
+        for name, thing in vars(module).items():
+            targets = [thing] + ([thing.__init__] if inspect.isclass(thing) else [])
+            for target in targets:
+                if callable(target) and getattr(target, "__module__", "") == module.__name__:
+                    try:
+                        parameter = inspect.signature(target).parameters.get("cmap")
+                    except (TypeError, ValueError):
+                        continue
+                    if parameter is not None and parameter.default is not inspect.Parameter.empty:
+                        defaults[f"{module.__name__}.{name}"] = parameter.default
+    assert "helpers.viz.overlay" in defaults and "helpers.viz.viz_gradcam" in defaults
+    assert {name: d for name, d in defaults.items() if d != DEFAULT_CMAP} == {}

@@ -1,6 +1,9 @@
 import datetime
+import html
+import gc
 import io
 import os
+import weakref
 
 import ipywidgets
 import numpy as np
@@ -10,6 +13,8 @@ from PIL import Image
 
 from helpers import LESSON_CLASSES, explore, fetch, gradcam, load_image
 from helpers.cam import METHODS
+from helpers.explorer_graphs import KEPT, MAX_KEPT_GRAPHS as KEPT_BOUND
+from helpers.viz import DEFAULT_CMAP
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 
@@ -112,6 +117,7 @@ def test_the_lesson_images_and_an_upload(resnet_explorer):
     Image.new("RGB", (120, 80), (0, 128, 255)).save(buffer, format="PNG")
     explorer.upload.value = ({"name": "mine.png", "type": "image/png", "size": 3, "content": memoryview(buffer.getvalue()), "last_modified": NOW},)
     assert explorer.image_choice.value == "upload 1: mine.png" and explorer.message.value == ""
+    assert explorer.upload.value == ()                       # the bytes are not kept twice
     assert Image.open(io.BytesIO(heatmap(widget).value)).size == (336, 224)
     first = heatmap(widget).value
     buffer = io.BytesIO()
@@ -132,6 +138,10 @@ def test_a_bad_upload_keeps_everything(resnet_explorer, content):
         content = buffer.getvalue()
     explorer.upload.value = ({"name": "bad.png", "type": "image/png", "size": len(content), "content": memoryview(content), "last_modified": NOW},)
     assert "⚠" in explorer.message.value and not any("bad.png" in o for o in explorer.image_choice.options)
+    if content.startswith(b"this"):
+        assert "That file is not an image we can open (bad.png). Try a JPEG or PNG." in explorer.message.value
+    else:
+        assert "bad.png" in explorer.message.value and "image bytes" not in explorer.message.value
     after = (heatmap(widget).value, explorer.image_choice.value, class_choice(widget).value, explorer.image_choice.options)
     assert after == before
     class_choice(widget).value = 281                    # and it still works
@@ -140,12 +150,12 @@ def test_a_bad_upload_keeps_everything(resnet_explorer, content):
 
 def test_a_failing_layer_shows_a_message_and_keeps_the_picture(resnet_explorer, random_resnet):
     widget, explorer = resnet_explorer
-    explorer.layers["fc (not a feature map)"] = random_resnet.fc
+    explorer.layers["fc (not a feature map)"] = weakref.ref(random_resnet.fc)
     explorer.layer_choice.options = list(explorer.layers)
     explorer.layer_choice.value = "layer4"
     before = heatmap(widget).value
     explorer.layer_choice.value = "fc (not a feature map)"
-    assert "not a feature map" in explorer.message.value
+    assert "target layer fc gives [1, 1000]" in explorer.message.value      # the shape it saw, named
     assert explorer.layer_choice.value == "layer4" and heatmap(widget).value == before
     assert all(not m._forward_hooks for m in random_resnet.modules())
 
@@ -155,16 +165,119 @@ def _rss_mb():
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
-def test_running_the_cell_twenty_times_piles_up_nothing(random_resnet, both):
+def test_an_older_explorer_keeps_answering_after_newer_ones(random_resnet, stand_in, both):
     first = explore(random_resnet, [random_resnet.layer4], *both)
-    first.explorer.layer_choice.value = "layer1"        # the largest kept graph
-    start = _rss_mb()
-    widgets = [explore(random_resnet, [random_resnet.layer4], *both) for _ in range(20)]
-    assert first.explorer.released and first.explorer._forward is None
-    assert all(w.explorer.released for w in widgets[:-1]) and not widgets[-1].explorer.released
-    assert all(not m._forward_hooks and not m._backward_hooks for m in random_resnet.modules())
-    assert _rss_mb() - start < 150
+    second = explore(random_resnet, [random_resnet.layer4], *both)          # same model, as in episode 4
+    others = [explore(stand_in, [stand_in.blocks[-1]], *both) for _ in range(KEPT_BOUND + 1)]
+    assert not first.explorer.has_graph()                                  # its memory was given back...
+    for widget, class_id in ((first, 281), (second, 245), (others[0], 281)):
+        before = heatmap(widget).value
+        class_choice(widget).value = class_id                              # ...and it still answers
+        assert heatmap(widget).value != before and widget.explorer.message.value == ""
+        assert f"{class_id} · " in widget.explorer.status.value
+    expected = gradcam(random_resnet, [random_resnet.layer4], 281, both[0])
+    class_choice(first).value = 281
+    assert np.abs(first.explorer.heatmap_for(281) - expected).max() <= 1e-4
+    assert "replaced" not in first.explorer.message.value
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
+def test_running_load_model_and_explore_again_keeps_memory_bounded(both):
+    from torchvision.models import resnet18
+
+    x, rgb = both[0][..., :112, :112], both[1][:112, :112]       # a small image keeps this test fast
+    widgets, rss = [], []
+    for run in range(7):                          # model = load_model(); explore(...); pick layer1
+        torch.manual_seed(run)
+        model = resnet18(weights=None).eval()     # 45 MB of weights each time
+        widgets.append(explore(model, [model.layer4], x, rgb))
+        widgets[-1].explorer.layer_choice.value = "layer1"
+        del model
+        gc.collect()
+        rss.append(_rss_mb())
+        assert KEPT.live() <= KEPT_BOUND
+    assert sum(w.explorer.has_graph() for w in widgets) == KEPT_BOUND
+    assert rss[-1] - rss[KEPT_BOUND] < 45, rss   # the models of explorers without a graph were freed
+    assert all(not m._forward_hooks and not m._backward_hooks for m in widgets[-1].explorer._model.modules())
+
+
+def test_only_the_last_uploads_are_kept(resnet_explorer):
+    widget, explorer = resnet_explorer
+    for number in range(1, 7):
+        buffer = io.BytesIO()
+        Image.new("RGB", (100 + number, 80), (40 * number, 0, 0)).save(buffer, format="PNG")
+        explorer.upload.value = ({"name": f"p{number}.png", "type": "image/png", "size": 3,
+                                  "content": memoryview(buffer.getvalue()), "last_modified": NOW},)
+        assert explorer.image_choice.value == f"upload {number}: p{number}.png"
+    uploads = [o for o in explorer.image_choice.options if o.startswith("upload")]
+    assert uploads == [f"upload {n}: p{n}.png" for n in (4, 5, 6)]
+    assert sorted(k for k in explorer.images if k.startswith("upload")) == uploads
+    explorer.image_choice.value = "upload 4: p4.png"
+    assert Image.open(io.BytesIO(heatmap(widget).value)).size == (104 * 224 // 80, 224)
+
+
+def test_typing_a_name_and_enter_picks_the_first_match(resnet_explorer):
+    widget, explorer = resnet_explorer
+    explorer.search.value = "zebra"
+    assert class_choice(widget).value == 340 and "340 · zebra" in explorer.status.value
+    assert explorer.search.value == ""                       # emptied, so the same entry can be chosen again
+    explorer.search.value = "terrier"                        # many match: the first in the label file
+    from helpers import find_classes
+    assert class_choice(widget).value == find_classes("terrier")[0]
+    before = heatmap(widget).value
+    explorer.search.value = "no such animal"
+    assert "No class name contains 'no such animal'" in html.unescape(explorer.message.value)
+    assert heatmap(widget).value == before and class_choice(widget).value == find_classes("terrier")[0]
+
+
+@pytest.mark.parametrize("text", ["1000 · nothing", "1000", "-3"])
+def test_an_out_of_range_class_from_code_gives_a_message_and_later_changes_work(resnet_explorer, text):
+    widget, explorer = resnet_explorer
+    explorer.search.value = text
+    assert "⚠" in explorer.message.value
+    assert 1000 not in values(class_choice(widget))
+    before = heatmap(widget).value
+    explorer.image_choice.value = "horses.jpg"
+    assert explorer.message.value == "" and heatmap(widget).value != before
+    with pytest.raises(Exception):
+        class_choice(widget).value = 1000                    # not an option: the Dropdown refuses it
+
+
+def test_a_bad_method_colour_map_or_opacity_is_named(random_resnet, both):
+    with pytest.raises(ValueError, match="'ScoreCAM'.*GradCAM, GradCAM\\+\\+, HiResCAM, LayerCAM, EigenCAM"):
+        explore(random_resnet, [random_resnet.layer4], *both, method="ScoreCAM")
+    with pytest.raises(ValueError, match="'rainbow'.*inferno"):
+        explore(random_resnet, [random_resnet.layer4], *both, cmap="rainbow")
+    with pytest.raises(ValueError, match="opacity"):
+        explore(random_resnet, [random_resnet.layer4], *both, alpha=2)
+
+
+def test_the_default_colours_are_inferno_and_jet_stays(resnet_explorer):
+    _, explorer = resnet_explorer
+    assert explorer.cmap_choice.value == DEFAULT_CMAP == "inferno" and "jet" in explorer.cmap_choice.options
+
+
+def test_explore_works_inside_inference_mode(random_resnet, both):
+    outside = explore(random_resnet, [random_resnet.layer4], *both, class_id=281).explorer.heatmap_for(281)
+    with torch.inference_mode():
+        x = both[0].clone()                                   # an inference tensor
+        widget = explore(random_resnet, [random_resnet.layer4], x, both[1], class_id=281)
+        inside = widget.explorer.heatmap_for(281)
+    assert np.abs(inside - outside).max() <= 1e-5 and inside.max() == pytest.approx(1.0, abs=1e-4)
+    before = heatmap(widget).value
+    class_choice(widget).value = 245                        # and it keeps answering afterwards
+    assert heatmap(widget).value != before and widget.explorer.message.value == ""
+
+
+def test_the_first_image_is_named_after_its_file(resnet_explorer, random_resnet, both):
+    widget, explorer = resnet_explorer
+    assert explorer.image_choice.value == "both.png"
+    assert list(explorer.image_choice.options).count("both.png") == 1
+    own = explore(random_resnet, [random_resnet.layer4], both[0], both[1][:, ::-1].copy())
+    assert own.explorer.image_choice.value == "(your image)"
+    named = explore(random_resnet, [random_resnet.layer4], *both, image_name="my dog")
+    assert named.explorer.image_choice.value == "my dog"
+    assert "Upload" == explorer.upload.description and "photo" in explorer.upload.tooltip
 
 
 def test_a_starting_class_is_selected_even_outside_the_list(random_resnet, both):
@@ -172,7 +285,6 @@ def test_a_starting_class_is_selected_even_outside_the_list(random_resnet, both)
     assert class_choice(widget).value == 1 and "1 · goldfish" in widget.explorer.status.value
     with pytest.raises(ValueError, match=r"0\.\.999"):
         explore(random_resnet, [random_resnet.layer4], *both, class_id=1000)
-    assert not widget.explorer.released                 # a failed new explorer leaves the old one working
     class_choice(widget).value = 245
     assert "245 · French bulldog" in widget.explorer.status.value
 
@@ -187,3 +299,46 @@ def test_the_class_list_follows_the_image_and_keeps_searched_classes(resnet_expl
     expected = list(dict.fromkeys(top5 + list(LESSON_CLASSES) + [1]))
     assert values(class_choice(widget)) == expected          # no stale top-5 of both.png
     assert class_choice(widget).value == 1                   # the class shown stays selected
+
+
+# --- hostile-tester regressions -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ten_classes():
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18(weights=None, num_classes=10).eval()
+    return model, torch.randn(1, 3, 64, 64), np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
+
+
+def test_class_ids_are_checked_against_the_models_own_classes(ten_classes):
+    model, x, rgb = ten_classes
+    with pytest.raises(ValueError, match="has 10 classes"):
+        explore(model, [model.layer4], x, rgb, class_id=500)
+    explorer = explore(model, [model.layer4], x, rgb).explorer
+    explorer.search.value = "zebra"                         # 340: beyond this model's 10 classes
+    assert "not one of this model's classes" in html.unescape(explorer.message.value)
+    explorer.search.value = "340"
+    assert "has 10 classes" in html.unescape(explorer.message.value)
+    assert max(values(explorer.class_choice)) < 10
+
+
+def test_a_bare_layer_an_empty_list_and_a_numpy_opacity(ten_classes):
+    model, x, rgb = ten_classes
+    explorer = explore(model, model.layer4, x, rgb, alpha=np.float32(0.25)).explorer
+    assert explorer.layer_choice.value == "layer4" and explorer.alpha.value == 0.25
+    with pytest.raises(TypeError, match="non-empty list of layers"):
+        explore(model, [], x, rgb)
+
+
+def test_the_search_box_empties_so_the_same_entry_fires_again(resnet_explorer):
+    widget, explorer = resnet_explorer
+    explorer.search.value = "340 · zebra"
+    assert class_choice(widget).value == 340 and explorer.search.value == ""
+    class_choice(widget).value = 245
+    explorer.search.value = "340 · zebra"                  # the same entry again
+    assert class_choice(widget).value == 340
+    explorer.search.value = "²"                              # str.isdigit() is True, int() fails
+    assert "⚠" in explorer.message.value and "ValueError" not in explorer.message.value
+    assert class_choice(widget).value == 340

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from helpers import class_name, default_target_layers, fetch, load_image, load_model, overlay  # noqa: E402
+from helpers.viz import DEFAULT_CMAP  # noqa: E402
 from helpers.cam import forward_with_activations, gradcam_map, maps_to_image  # noqa: E402
 
 
@@ -36,13 +37,16 @@ def gradcam_steps(path: Path) -> None:
               (small.numpy(), f"2. GradCAM at the last\nconvolutional layer ({small.shape[0]}×{small.shape[1]})"),
               (heatmap, "3. scaled up to the image"),
               (overlay(rgb_image, heatmap), f"4. laid over the photo:\n{class_name(class_id)}")]
-    figure, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    figure, axes = plt.subplots(1, 4, figsize=(13.5, 3.8), layout="constrained")
     for axis, (picture, title) in zip(axes, panels):
-        axis.imshow(picture, cmap="jet" if picture.ndim == 2 else None, interpolation="nearest")
+        axis.imshow(picture, cmap=DEFAULT_CMAP if picture.ndim == 2 else None, interpolation="nearest")
         axis.set_title(title, fontsize=10)
         axis.axis("off")
-    figure.suptitle(f"made with {model.lesson_name}", fontsize=8, x=0.99, ha="right", y=0.02)
-    figure.tight_layout()
+    scale = figure.colorbar(plt.cm.ScalarMappable(cmap=DEFAULT_CMAP), ax=list(axes), fraction=0.015, pad=0.01,
+                            ticks=[0, 1])
+    scale.ax.set_yticklabels(["none", "strongest"], fontsize=8)
+    figure.supxlabel(f"made with {model.lesson_name}; colours: {DEFAULT_CMAP} (bright = strong evidence)",
+                     fontsize=8, x=0.99, ha="right")
     figure.savefig(path, dpi=80)
     print(f"wrote {path}")
 

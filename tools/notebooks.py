@@ -1,28 +1,37 @@
 #!/usr/bin/env python3
 """Generate notebooks/NAME.ipynb from episodes/NAME.md, the lesson's single source.
 
-    python tools/notebooks.py           # write every notebook, and the live-coding handouts
-    python tools/notebooks.py --check   # exit 1 if a notebook or handout differs from its episode
+    python tools/notebooks.py           # write every notebook, the handouts and notebooks/fig/
+    python tools/notebooks.py --check   # exit 1 if a notebook, handout or figure differs from its episode
 
 jupytext reads the Workbench Markdown (format ``md:markdown``: told, not guessed, since a
-guess sees the ``:::`` divs and asks for pandoc). Then the divs become bold headings, code in a
-``solution`` div is collapsed (it still runs under nbval), and outputs are left empty.
+guess sees the ``:::`` divs and asks for pandoc). The ``:::`` divs then become:
 
-Two comments on a code cell's first line become tags (the Workbench's pandoc reads a fence's
-info string as one word, so tags cannot go there): ``# Set-up: ...`` tags it ``setup``, and
-``# This cell is meant to fail ...`` tags it ``raises-exception`` for nbval.
+- for learners (``notebooks/``): bold headings; solution and hint prose inside ``<details>``
+  (closed until clicked); solution code cells collapsed, source and output (JupyterLab's
+  ``jupyter.source_hidden`` and ``outputs_hidden``); instructor notes left out;
+- for the site (``tools/site.py``): the same, but instructor notes stay, as a labelled block;
+- for the live-coding handouts (``notebooks/handouts/``): challenge text without its solution
+  (one empty code cell where a solution's code was), and every code cell empty except the
+  set-up cells and the cells to show, not type.
 
-The handouts in ``notebooks/handouts/`` are the same notebooks with every code cell left empty
-except the set-up cells, so that participants type along with the instructor.
+Two or three comments on a code cell's first line become tags (the Workbench's pandoc reads a
+fence's info string as one word, so tags cannot go there): ``# Set-up: ...`` tags it ``setup``,
+``# Show, do not type ...`` tags it ``show`` (the handouts keep its code), and ``# This cell is
+meant to fail ...`` tags it ``raises-exception`` for nbval.
+
+Figures travel with the notebooks: every image an episode shows (``fig/NAME.png``) is copied to
+``notebooks/fig/``, the folder JupyterLab serves, and the handouts link ``../fig/NAME.png``.
+Outputs are left empty.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import jupytext
 import nbformat
@@ -31,19 +40,31 @@ ROOT = Path(__file__).resolve().parent.parent
 EPISODES = ROOT / "episodes"
 NOTEBOOKS = ROOT / "notebooks"
 HANDOUTS = "handouts"
+FIGURES = "fig"
 
 OPEN_DIV = re.compile(r"^:{3,}\s*\{?\.?([\w-]+)\}?\s*$")
 CLOSE_DIV = re.compile(r"^:{3,}\s*$")
 SETUP_MARK = re.compile(r"^#\s*set-up\b", re.IGNORECASE)
+SHOW_MARK = re.compile(r"^#\s*show, do not type\b", re.IGNORECASE)
 FAIL_MARK = re.compile(r"^#.*\bmeant to fail\b", re.IGNORECASE)
-FIGURE = re.compile(r"!\[(?P<caption>[^\]]*)\]\((?P<src>[^)]+)\)\{alt='(?P<alt>[^']*)'\}")
+FIGURE = re.compile(r"!\[(?P<caption>[^\]]*)\]\((?P<src>[^)]+)\)\{alt=(?P<quote>['\"])(?P<alt>.*?)(?P=quote)\}")
+# the images a Markdown cell shows: ![alt](src) and <img src="...">
+IMAGE_SOURCES = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)|<img[^>]*\bsrc=[\"']([^\"']+)")
+EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|/|#)", re.IGNORECASE)   # http:, data:, attachment:, ...
 HEADINGS = {
     "questions": "**Questions**", "objectives": "**Objectives**", "keypoints": "**Key points**",
-    "challenge": "---\n\n**Challenge**", "solution": "**Solution** (the code below is collapsed: click the "
-    "blue bar at its left, or the three dots, to see it)", "callout": "**Callout**",
+    "challenge": "---\n\n**Challenge**", "solution": "**Solution**", "callout": "**Callout**",
     "instructor": "**Instructor note**", "discussion": "**Discussion**", "prereq": "**Prerequisites**",
     "checklist": "**Checklist**", "spoiler": "**More**", "hint": "**Hint**", "testimonial": "**Testimonial**",
 }
+# divs whose content stays closed until clicked: prose in <details>, code cells collapsed
+FOLDED = {"solution": "Solution", "hint": "Hint", "spoiler": "More"}
+LEARNER, SITE, HANDOUT = "learner", "site", "handout"
+GENERATED = "Generated from"
+# JupyterLab shows a solution's output again when the cell runs: this magic keeps it in a closed box
+SOLUTION_MAGIC = "%%solution  # click this line to see the code"
+LOAD_SOLUTION_MAGIC = "# keeps each solution's output folded until you open it\n%load_ext helpers.solutions"
+COLLAPSED = "click this line to open it; once run, its output opens the same way"
 
 
 def episodes() -> List[Path]:
@@ -55,11 +76,21 @@ def plain_figures(text: str) -> str:
     return FIGURE.sub(lambda m: f"![{m['alt']}]({m['src']})\n\n*Figure: {m['caption']}*", text)
 
 
+def image_sources(markdown: str) -> List[str]:
+    """The local images a Markdown text shows (``![..](src)`` and ``<img src=..>``), in order.
+
+    >>> image_sources('![a dog](fig/dog.png) and <img src="https://x.org/c.png">')
+    ['fig/dog.png']
+    """
+    found = [a or b for a, b in IMAGE_SOURCES.findall(markdown)]
+    return [src for src in found if not EXTERNAL.match(src)]
+
+
 def convert_divs(lines: List[str], stack: List[str]) -> List[str]:
     """Drop ``:::`` fences, keeping track of open divs in ``stack``; label each div once.
 
     A div that opens with its own heading (``## Challenge 1: ...``) keeps that heading; others
-    get a bold label such as **Callout**.
+    get a bold label such as **Callout**. Used for the site's plain pages (set-up, reference).
     """
     result: List[str] = []
     pending: Optional[str] = None
@@ -74,9 +105,7 @@ def convert_divs(lines: List[str], stack: List[str]) -> List[str]:
             pending = opened.group(1)
             continue
         if pending is not None and line.strip():
-            label = HEADINGS.get(pending, f"**{pending.title()}**")
-            if line.lstrip().startswith("#"):
-                label = "---" if label.startswith("---") else ""
+            label = _label(pending, line)
             if label:
                 result.extend([label, ""])
             pending = None
@@ -84,6 +113,98 @@ def convert_divs(lines: List[str], stack: List[str]) -> List[str]:
     if pending is not None:
         result.append(HEADINGS.get(pending, f"**{pending.title()}**"))
     return result
+
+
+def _label(div: str, first_line: str) -> str:
+    """The bold label a div gets, or only a rule (challenges) when it opens with a heading."""
+    label = HEADINGS.get(div, f"**{div.title()}**")
+    if first_line.lstrip().startswith("#"):
+        label = "---" if label.startswith("---") else ""
+    return label
+
+
+@dataclass
+class Part:
+    """A run of Markdown, or one code cell, of an episode, with the div it sits in.
+
+    ``fold`` is the innermost folded div (``solution``, ``hint``, ...) or ``instructor``, or "";
+    ``group`` numbers that div, so that the parts of one solution can be found together.
+    """
+
+    kind: str                      # "markdown" or "code"
+    text: str
+    fold: str = ""
+    group: int = 0
+    tags: List[str] = field(default_factory=list)
+
+
+def _context(stack: List[str]) -> str:
+    for div in reversed(stack):
+        if div in FOLDED or div == "instructor":
+            return div
+    return ""
+
+
+def parse_episode(path: Path) -> Tuple[dict, List[Part]]:
+    """(front matter, parts): the episode cut where code cells and folded divs begin and end."""
+    source = jupytext.read(path, fmt="md:markdown")
+    meta: dict = {}
+    parts: List[Part] = []
+    stack: List[str] = []
+    groups: List[int] = []          # the group number of each open div
+    counter = 0
+
+    def add_line(line: str) -> None:
+        fold = _context(stack)
+        group = next((g for d, g in zip(reversed(stack), reversed(groups)) if d == fold), 0) if fold else 0
+        if parts and parts[-1].kind == "markdown" and (parts[-1].fold, parts[-1].group) == (fold, group):
+            parts[-1].text += "\n" + line
+        else:
+            parts.append(Part("markdown", line, fold, group))
+
+    for cell in source.cells:
+        if cell.cell_type == "raw" and cell.source.startswith("---") and not meta:
+            meta = _front_matter(cell.source)
+            continue
+        if cell.cell_type == "code":
+            first_line = cell.source.lstrip().split("\n", 1)[0]
+            tags = list(cell.metadata.get("tags", []))
+            for mark, tag in ((SETUP_MARK, "setup"), (SHOW_MARK, "show"), (FAIL_MARK, "raises-exception")):
+                if mark.match(first_line):
+                    tags.append(tag)
+            fold = _context(stack)
+            group = next((g for d, g in zip(reversed(stack), reversed(groups)) if d == fold), 0) if fold else 0
+            parts.append(Part("code", cell.source, fold, group, tags))
+            continue
+        pending: Optional[str] = None
+        for line in cell.source.splitlines():
+            if CLOSE_DIV.match(line):
+                if stack:
+                    stack.pop()
+                    groups.pop()
+                continue
+            opened = OPEN_DIV.match(line)
+            if opened:
+                counter += 1
+                stack.append(opened.group(1))
+                groups.append(counter)
+                pending = opened.group(1)
+                continue
+            if pending is not None and line.strip():
+                if pending not in FOLDED and pending != "instructor":   # folded divs are labelled later
+                    label = _label(pending, line)
+                    if label:
+                        add_line(label)
+                        add_line("")
+                pending = None
+            add_line(line)
+        add_line("")                 # a cell boundary is a paragraph boundary
+    if stack:
+        raise ValueError(f"{path.name}: fenced divs left open at the end: {stack}")
+    for part in parts:
+        if part.kind == "markdown":
+            part.text = plain_figures(part.text.strip())
+    return meta, [p for p in parts if p.kind == "code" or p.text]
 
 
 def _front_matter(text: str) -> dict:
@@ -95,94 +216,169 @@ def _front_matter(text: str) -> dict:
     return fields
 
 
-def episode_to_notebook(path: Path) -> nbformat.NotebookNode:
-    """The notebook for one episode, without outputs."""
-    source = jupytext.read(path, fmt="md:markdown")
-    cells = []
-    stack: List[str] = []
-    for cell in source.cells:
-        if cell.cell_type == "raw" and cell.source.startswith("---"):
-            meta = _front_matter(cell.source)
-            text = f"# {meta.get('title', path.stem)}\n\n*Teaching: {meta.get('teaching', '?')} min · " \
-                   f"Exercises: {meta.get('exercises', '?')} min*\n\nThis notebook is generated from " \
-                   f"`episodes/{path.name}`; edit the episode, not the notebook."
-            cells.append(nbformat.v4.new_markdown_cell(text))
+def _details(summary: str, text: str) -> str:
+    """Markdown that JupyterLab and nbconvert show closed until clicked (blank lines keep the
+    Markdown inside working)."""
+    return f"<details>\n<summary><b>{summary}</b></summary>\n\n{text}\n\n</details>"
+
+
+def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
+    """The notebook for one episode, without outputs, for learners, the site or a handout."""
+    meta, parts = parse_episode(path)
+    cells = [nbformat.v4.new_markdown_cell(
+        f"# {meta.get('title', path.stem)}\n\n*Teaching: {meta.get('teaching', '?')} min · "
+        f"Exercises: {meta.get('exercises', '?')} min*\n\n"
+        f"<!-- {GENERATED} episodes/{path.name} by tools/notebooks.py: edit the episode, not this notebook. -->")]
+    if target == HANDOUT:
+        cells.append(nbformat.v4.new_markdown_cell(
+            "*Live-coding handout: type the code along with your instructor. The full notebook, with "
+            "every cell filled in, is one folder up.*"))
+    seen: Dict[int, int] = {}        # group -> how many of its Markdown parts were shown so far
+    for part in parts:
+        same_group = [p for p in parts if p.group == part.group] if part.fold else []
+        if part.fold == "instructor" and target != SITE:
             continue
-        if cell.cell_type == "code":
-            metadata = {}
-            tags = list(cell.metadata.get("tags", []))
-            first_line = cell.source.lstrip().split("\n", 1)[0]
-            if SETUP_MARK.match(first_line):
-                tags.append("setup")
-            if FAIL_MARK.match(first_line):
-                tags.append("raises-exception")
-            if "solution" in stack:
-                metadata["jupyter"] = {"source_hidden": True}
-                tags.append("solution")
+        if part.fold == "solution" and target == HANDOUT:
+            if part is next((p for p in same_group if p.kind == "code"), None):
+                cells.append(nbformat.v4.new_code_cell("", metadata={"tags": ["exercise"]}))
+            continue
+        if part.kind == "code":
+            metadata: dict = {}
+            tags = list(part.tags)
+            source = part.text
+            if part.fold in FOLDED:
+                tags.append(part.fold)
+                if target == LEARNER:
+                    # JupyterLab shows a collapsed cell's first line: let that be a label, not the answer
+                    metadata["jupyter"] = {"source_hidden": True, "outputs_hidden": True}
+                    source = (SOLUTION_MAGIC if part.fold == "solution" else
+                              f"# {FOLDED[part.fold]}: {COLLAPSED}") + "\n" + source
+            if target == HANDOUT and not {"setup", "show"} & set(tags):
+                source = ""
             if tags:
                 metadata["tags"] = tags
-            cells.append(nbformat.v4.new_code_cell(cell.source, metadata=metadata))
+            cells.append(nbformat.v4.new_code_cell(source, metadata=metadata))
             continue
-        lines = convert_divs(cell.source.splitlines(), stack)
-        text = "\n".join(lines).strip().replace("](fig/", "](../episodes/fig/")
-        text = plain_figures(text)
-        if text:
-            cells.append(nbformat.v4.new_markdown_cell(text))
-    if stack:
-        raise ValueError(f"{path.name}: fenced divs left open at the end: {stack}")
+        text = part.text
+        if target == HANDOUT:
+            text = _relink_figures(text, "../")
+        if part.fold in FOLDED:
+            shown = seen.get(part.group, 0)
+            seen[part.group] = shown + 1
+            summary = FOLDED[part.fold] + (" (continued)" if shown or part is not same_group[0] else "")
+            text = _details(summary, text)
+        elif part.fold == "instructor":
+            text = "<div class='instructor-note'>\n\n**Instructor note**\n\n" + text + "\n\n</div>"
+        cells.append(nbformat.v4.new_markdown_cell(text))
+    if target == LEARNER:
+        _load_solution_magic(cells)
     notebook = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata = {
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
     }
+    prefix = "handout" if target == HANDOUT else path.stem[:40]
     for index, cell in enumerate(notebook.cells):  # stable ids, so regeneration is reproducible
-        cell.id = f"{path.stem[:40]}-{index:03d}"
+        cell.id = f"{prefix}-{index:03d}"
     return notebook
 
 
-def handout(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The notebook with its code cells emptied, except the set-up cells."""
-    copy = nbformat.from_dict(json.loads(json.dumps(notebook)))
-    for cell in copy.cells:
-        if cell.cell_type == "code" and "setup" not in cell.metadata.get("tags", []):
-            cell.source = ""
-            cell.metadata.pop("jupyter", None)
-        if cell.cell_type == "markdown":
-            cell.source = cell.source.replace("](../episodes/fig/", "](../../episodes/fig/")
-    copy.cells.insert(1, nbformat.v4.new_markdown_cell(
-        "*Live-coding handout: type the code along with your instructor. The full notebook, with "
-        "every cell filled in, is one folder up.*"))
-    for index, cell in enumerate(copy.cells):
-        cell.id = f"handout-{index:03d}"
-    return copy
+def _load_solution_magic(cells: List[nbformat.NotebookNode]) -> None:
+    """Let the first set-up cell load ``%%solution`` (helpers/solutions.py) if a solution uses it."""
+    first = next((i for i, c in enumerate(cells) if c.cell_type == "code" and c.source.startswith("%%solution")),
+                 None)
+    if first is None:
+        return
+    setup = next((c for c in cells[:first] if "setup" in c.metadata.get("tags", [])), None)
+    if setup is None:           # a set-up cell of its own, first of all
+        at = next(i for i, c in enumerate(cells) if c.cell_type == "code")
+        cells.insert(at, nbformat.v4.new_code_cell("# Set-up: run this cell; nothing here to type along.\n"
+                                                   + LOAD_SOLUTION_MAGIC, metadata={"tags": ["setup"]}))
+    else:                       # before the code, so that the cell's last line still shows its value (explore())
+        lines = setup.source.split("\n")
+        at = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+        setup.source = "\n".join(lines[:at] + LOAD_SOLUTION_MAGIC.split("\n") + lines[at:])
+
+
+def episode_to_notebook(path: Path) -> nbformat.NotebookNode:
+    """The learners' notebook for one episode, without outputs."""
+    return render(path, LEARNER)
+
+
+def _relink_figures(text: str, prefix: str) -> str:
+    for src in set(image_sources(text)):
+        text = text.replace(f"]({src}", f"]({prefix}{src}").replace(f'src="{src}"', f'src="{prefix}{src}"')
+    return text
+
+
+def figures(path: Path) -> Dict[Path, Path]:
+    """{copy in notebooks/: source file} for every local image the episode shows.
+
+    An image must live beside the episode (``fig/NAME.png``), so that its copy lands inside
+    notebooks/, the folder JupyterLab serves.
+    """
+    found = {}
+    for part in parse_episode(path)[1]:
+        if part.kind != "markdown":
+            continue
+        for src in image_sources(part.text):
+            source = (path.parent / src).resolve()
+            target = (NOTEBOOKS / src).resolve()
+            if not source.is_file():
+                raise ValueError(f"{path.name}: the image {src} does not exist (looked for {source})")
+            if NOTEBOOKS.resolve() not in target.parents or target.parent == NOTEBOOKS.resolve():
+                raise ValueError(f"{path.name}: the image {src} must be in a folder beside the episode, "
+                                 "such as fig/, so that its copy stays inside notebooks/")
+            found[target] = source
+    return found
 
 
 def notebook_text(notebook: nbformat.NotebookNode) -> str:
     return nbformat.writes(notebook) + "\n"
 
 
-def outputs(path: Path) -> dict:
-    """{target path: text} for one episode: its notebook and its handout."""
-    notebook = episode_to_notebook(path)
-    return {NOTEBOOKS / f"{path.stem}.ipynb": notebook_text(notebook),
-            NOTEBOOKS / HANDOUTS / f"{path.stem}.ipynb": notebook_text(handout(notebook))}
+def outputs(path: Path) -> Dict[Path, bytes]:
+    """{target path: content} for one episode: its notebook, its handout and its figures."""
+    result = {NOTEBOOKS / f"{path.stem}.ipynb": notebook_text(render(path, LEARNER)).encode(),
+              NOTEBOOKS / HANDOUTS / f"{path.stem}.ipynb": notebook_text(render(path, HANDOUT)).encode()}
+    for target, source in figures(path).items():
+        result[target] = source.read_bytes()
+    return result
+
+
+def _generated() -> List[Path]:
+    """What an earlier run wrote: notebooks and handouts that say so, and notebooks/fig/.
+    A learner's own notebook in notebooks/ is not touched."""
+    found = [p for p in (NOTEBOOKS / FIGURES).rglob("*") if p.is_file()] if (NOTEBOOKS / FIGURES).is_dir() else []
+    for path in list(NOTEBOOKS.glob("*.ipynb")) + list((NOTEBOOKS / HANDOUTS).glob("*.ipynb")):
+        if GENERATED in path.read_text(encoding="utf-8", errors="replace"):
+            found.append(path)
+    return found
 
 
 def main(argv: List[str]) -> int:
     check = "--check" in argv
     stale = []
-    (NOTEBOOKS / HANDOUTS).mkdir(parents=True, exist_ok=True)
+    wanted: Dict[Path, bytes] = {}
     for path in episodes():
-        for target, text in outputs(path).items():
-            if check:
-                if not target.exists() or target.read_text(encoding="utf-8") != text:
-                    stale.append(str(target.relative_to(NOTEBOOKS)))
-            else:
-                target.write_text(text, encoding="utf-8", newline="\n")
-                print(f"wrote {target}")
-    if stale:
-        print("out of sync with their episodes (run `python lesson.py notebooks`): " + ", ".join(stale))
-        return 1
+        wanted.update(outputs(path))
+    leftovers = [p for p in _generated() if p.resolve() not in {t.resolve() for t in wanted}]
+    if check:
+        stale = [str(t.relative_to(NOTEBOOKS)) for t, data in wanted.items()
+                 if not t.exists() or t.read_bytes() != data]
+        stale += [f"{p.relative_to(NOTEBOOKS)} (no episode makes it)" for p in leftovers]
+        if stale:
+            print("out of sync with their episodes (run `python lesson.py notebooks`): " + ", ".join(stale))
+            return 1
+        return 0
+    for target, data in wanted.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_bytes() != data:
+            target.write_bytes(data)
+            print(f"wrote {target}")
+    for leftover in leftovers:      # a figure no episode shows, a notebook whose episode was renamed
+        leftover.unlink()
+        print(f"removed {leftover}")
     return 0
 
 

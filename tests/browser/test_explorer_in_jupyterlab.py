@@ -1,7 +1,9 @@
 """Episode 4's explorer in a real JupyterLab, driven by headless Chromium (Debian's package).
 
 Starts JupyterLab on 127.0.0.1 with a free port and a token, opens the notebook, runs all
-cells, checks the widgets render, picks another class and checks the heatmap changed.
+cells and checks the widgets render. Then the episode's FIRST explorer (a solution cell makes
+a second one on the same model) must still answer: a class picked from its list and a name
+typed in its search box with Enter each change its heatmap, and no output says "replaced".
 """
 
 from __future__ import annotations
@@ -85,34 +87,54 @@ def test_the_explorer_renders_and_answers_in_jupyterlab(jupyterlab, browser, scr
     except Exception:
         page.screenshot(path=str(screenshots / "explorer-timeout.png"), full_page=True)
         raise
-    # all cells done: the kernel is idle again and both explorers (episode + solution) are drawn
-    page.wait_for_function("() => document.querySelectorAll('.jp-OutputArea-output .widget-image').length >= 2"
-                           " && [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
-                           ".some(e => e.innerText.includes('| Idle'))", timeout=120_000)
+    # all cells done: the kernel is idle and no cell is queued or running ("[*]")
+    page.wait_for_function("() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+                           ".some(e => e.innerText.includes('| Idle'))"
+                           " && ![...document.querySelectorAll('.jp-InputPrompt')].some(e => e.innerText.includes('*'))",
+                           timeout=180_000)
     # only outputs count: the lesson's own callout quotes that message
     errors = page.locator(".jp-OutputArea-output", has_text="Error displaying widget")
     if errors.count():
         page.screenshot(path=str(screenshots / "widget-error.png"), full_page=True)
         raise AssertionError(f"widgets failed to render: {errors.all_inner_texts()}")
-    # the notebook's last explorer is the live one: a new explorer on a model releases the older
-    live = page.locator(".jp-OutputArea-output", has=page.locator(".widget-image")).last
-    heatmap = live.locator(".widget-image")
-    class_select = live.locator(".widget-dropdown", has_text="Class").locator("select").first
+    # the episode's own explorer is the FIRST one; a solution cell's explorer comes after it (issue 10 §2)
+    first = page.locator(".jp-OutputArea-output", has=page.locator(".widget-image")).first
+    heatmap = first.locator(".widget-image")
+    image_select = first.locator(".widget-dropdown", has_text="Image").locator("select").first
+    assert image_select.evaluate("s => s.options[s.selectedIndex].text") == "both.png"
+    upload = first.locator(".widget-upload").first
+    assert upload.inner_text().strip().startswith("Upload")          # not a truncated "Your own phot…"
+    assert upload.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), "the upload button's label is cut off"
+    class_select = first.locator(".widget-dropdown", has_text="Class").locator("select").first
     class_select.wait_for(timeout=30_000)
     shown = class_select.locator("option").all_inner_texts()      # ipywidgets uses no-break spaces
     labels = [label.replace("\xa0", " ") for label in shown]
     assert "245 · French bulldog" in labels and "281 · tabby" in labels
-    before = heatmap.get_attribute("src")
     current = labels[int(class_select.evaluate("s => s.selectedIndex"))]
     chosen = "281 · tabby" if current != "281 · tabby" else "245 · French bulldog"
-    class_select.select_option(label=shown[labels.index(chosen)])
-    page.wait_for_function("(old) => { const all = document.querySelectorAll('.jp-OutputArea-output .widget-image');"
-                           " return all.length && all[all.length - 1].src !== old; }", arg=before, timeout=30_000)
-    status = page.locator(".widget-html", has_text="top class").first
-    status.wait_for(timeout=30_000)
-    page.wait_for_function("(text) => [...document.querySelectorAll('.widget-html')]"
-                           ".some(e => e.innerText.replace(/\\u00a0/g, ' ').includes(text))", arg=chosen,
-                           timeout=30_000)
-    heatmap.scroll_into_view_if_needed()
-    page.screenshot(path=str(screenshots / "explorer.png"))
+    heatmap_changes_after(page, heatmap, lambda: class_select.select_option(label=shown[labels.index(chosen)]))
+    status = first.locator(".widget-html", has_text="top class").first
+    expect_text(page, status, chosen)
+    # type a name in the search box and press Enter: the first matching class is shown
+    search = first.locator(".widget-text input[list]").first              # the Combobox: an input with a datalist
+    heatmap_changes_after(page, heatmap, lambda: (search.fill("zebra"), search.press("Enter")))
+    expect_text(page, status, "340 · zebra")
+    outputs = " ".join(page.locator(".jp-OutputArea-output").all_inner_texts())
+    assert "replaced" not in outputs and "⚠" not in outputs
+    first.scroll_into_view_if_needed()
+    first.screenshot(path=str(screenshots / "explorer.png"))           # the whole first explorer
     assert errors.count() == 0
+
+
+def heatmap_changes_after(page, heatmap, action) -> None:
+    """Do ``action`` and wait until the heatmap ``<img>`` shows another picture."""
+    before = heatmap.get_attribute("src")
+    action()
+    heatmap.element_handle().wait_for_element_state("visible")
+    page.wait_for_function("([img, old]) => img.src !== old", arg=[heatmap.element_handle(), before],
+                           timeout=30_000)
+
+
+def expect_text(page, locator, text: str) -> None:
+    page.wait_for_function("([e, text]) => e.innerText.replace(/\\u00a0/g, ' ').includes(text)",
+                           arg=[locator.element_handle(timeout=30_000), text], timeout=30_000)

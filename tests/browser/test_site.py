@@ -1,31 +1,128 @@
-"""`make site`'s pages, opened in headless Chromium (Debian's package)."""
+"""`make site`'s pages, opened in headless Chromium (Debian's package) with the network blocked.
+
+One build per module, of the two episodes that need the most: episode 3 (formulas, a figure,
+executed plots) and episode 4 (the explorer, drawn from its saved widget state).
+"""
+
+from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
+
+import pytest
 
 
 ROOT = Path(__file__).resolve().parents[2]
+BUILT = ["03-gradcam", "04-exploring"]
+EPISODES = [p.stem for p in sorted((ROOT / "episodes").glob("[0-9]*.md"))]
 
 
-def test_the_site_shows_an_executed_episode(tmp_path, browser, screenshots):
-    out = tmp_path / "_site"
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "site.py"), "--out", str(out),
-                             "--only", "01-images-as-tensors"], capture_output=True, text=True, timeout=600,
-                            env=dict(os.environ, LESSON_MODEL="efficientnet_lite0"))
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site") / "_site"
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "site.py"), "--out", str(out), "--only", *BUILT],
+                            capture_output=True, text=True, timeout=900,
+                            env=dict(os.environ, LESSON_MODEL="efficientnet_lite0", LESSON_OFFLINE="1"))
     assert result.returncode == 0, result.stdout + result.stderr
-    for page in ("index.html", "01-images-as-tensors.html", "setup.html", "reference.html", "instructor-notes.html"):
-        assert (out / page).is_file(), page
+    return out, result.stdout + result.stderr
+
+
+def _open(browser, offline, path: Path):
+    """The page, with every request that leaves this computer aborted; (page, blocked, failed)."""
     page = browser.new_page(viewport={"width": 1200, "height": 1400})
-    page.goto((out / "index.html").as_uri())
-    assert page.locator("a[href='01-images-as-tensors.html']").count() == 1
-    page.locator("a[href='01-images-as-tensors.html']").click()
-    page.wait_for_load_state()
+    failed: list = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    blocked = offline(page)
+    page.goto(path.as_uri())
+    page.wait_for_load_state("networkidle")
+    return page, blocked, failed
+
+
+def test_the_build_is_quiet_about_kernels(site):
+    _, log = site
+    assert "running over TCP" not in log
+    assert log.count("executing") == len(BUILT)
+
+
+def test_every_page_works_offline_with_its_images(site, browser, offline, screenshots):
+    out, _ = site
+    pages = sorted(out.glob("*.html"))
+    assert {f"{stem}.html" for stem in BUILT} | {"index.html", "setup.html", "license.html"} <= {p.name for p in pages}
+    for path in pages:
+        page, blocked, failed = _open(browser, offline, path)
+        assert not blocked, f"{path.name} asks the internet for {blocked}"
+        assert not failed, f"{path.name}: failed requests {failed}"
+        page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=30_000)
+        broken = page.evaluate("() => [...document.images].filter(i => i.naturalWidth === 0)"
+                               ".map(i => i.src.slice(0, 80))")
+        assert not broken, f"{path.name}: broken images {broken}"
+        assert page.locator("script[src*='require'], script[src^='http']").count() == 0
+        text = page.locator("body").inner_text()
+        assert "collapsed" not in text, f"{path.name} speaks of collapsed code"
+        page.close()
+
+
+def test_the_maths_is_rendered_offline(site, browser, offline, screenshots):
+    out, _ = site
+    page, blocked, _ = _open(browser, offline, out / "03-gradcam.html")
+    page.wait_for_function("() => document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
+    assert page.locator("mjx-container").count() >= 3
+    prose = page.locator(".jp-MarkdownCell").all_inner_texts()
+    raw = [text[:80] for text in prose if re.search(r"\$|\\\(|\\frac|\\sum", text)]
+    assert not raw, f"formulas left as raw TeX: {raw}"
+    page.locator("mjx-container").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "site-maths.png"))
     assert "with the model efficientnet_lite0" in page.locator(".banner").inner_text()
     figure = page.locator(".jp-OutputArea-output img").first
-    figure.scroll_into_view_if_needed()
     box = figure.bounding_box()
-    assert box and box["width"] > 100 and box["height"] > 100       # the executed plt.imshow
-    assert "Ready for the lesson" in page.content() or "Not ready yet" in page.content()
-    page.screenshot(path=str(screenshots / "site-episode-1.png"))
+    assert box and box["width"] > 100 and box["height"] > 100          # an executed plot
+
+
+def test_the_explorer_is_drawn_from_its_saved_state(site, browser, offline, screenshots):
+    out, _ = site
+    page, _, _ = _open(browser, offline, out / "04-exploring.html")
+    widget = page.locator(".static-widget").first
+    widget.scroll_into_view_if_needed()
+    picture = widget.locator("img").first
+    assert picture.evaluate("i => i.naturalWidth") >= 100             # the heatmap the explorer first showed
+    assert re.search(r"\d+ · \w", widget.inner_text())                  # a class, "243 · bull mastiff" or so
+    page.screenshot(path=str(screenshots / "site-explorer.png"))
+
+
+def _links(path: Path) -> list:
+    """(rel, href) of every link in a page."""
+    class Links(HTMLParser):
+        found: list = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "a" and dict(attrs).get("href"):
+                self.found.append((dict(attrs).get("rel", ""), dict(attrs)["href"]))
+
+    parser = Links()
+    parser.found = []
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser.found
+
+
+def test_pages_link_home_and_to_the_episodes_around_them(site):
+    out, _ = site
+    for stem in BUILT:
+        at = EPISODES.index(stem)
+        links = _links(out / f"{stem}.html")
+        assert ("", "index.html") in links
+        if at > 0:
+            assert ("prev", f"{EPISODES[at - 1]}.html") in links
+        if at + 1 < len(EPISODES):
+            assert ("next", f"{EPISODES[at + 1]}.html") in links
+    unbuilt = {f"{stem}.html" for stem in EPISODES if stem not in BUILT}
+    for path in out.glob("*.html"):
+        for _, href in _links(path):
+            href = href.split("#")[0]
+            if not href or re.match(r"[a-z]+:", href) or href in unbuilt:
+                continue
+            assert (out / href).is_file(), f"{path.name} links {href}, which is not in the site"
+    assert ("", "license.html") in _links(out / "index.html")

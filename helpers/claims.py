@@ -1,0 +1,467 @@
+"""What the lesson's text says a figure shows, as checks that run on any model.
+
+Participants run ResNet-50 with its real weights; the lesson is written and tested with an
+offline stand-in. So every sentence about what a map or a number shows is either computed in
+the notebook, true for every model, or one of the named ``CLAIMS`` below, which
+``python lesson.py preflight`` runs against the model the learners will use.
+
+- ``regions(image_name)``: the hand-drawn regions of a lesson image (``data/regions.json``);
+- ``where(cam, image_name)``: says in words where a map's peak is, e.g. "peak: top centre (on the dog)";
+- ``CLAIMS`` / ``check_claims(model)``: the lesson's claims, each with its episode and sentence.
+
+>>> import numpy as np
+>>> cam = np.zeros((224, 224), np.float32); cam[40, 120] = 1.0
+>>> where(cam, "both.png")
+'peak: top centre (on the dog)'
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ._files import read_data_file
+
+REGIONS_FILE = Path(__file__).resolve().parent.parent / "data" / "regions.json"
+
+Box = Tuple[float, float, float, float]
+
+
+@lru_cache(maxsize=1)
+def _all_regions() -> Dict[str, Dict[str, List[Box]]]:
+    data = json.loads(read_data_file("regions.json"))      # the checkout's data/, or the installed package's
+    return {image: {name: [tuple(box) for box in boxes] for name, boxes in named.items()}
+            for image, named in data["images"].items()}
+
+
+def regions(image_name: str) -> Dict[str, List[Box]]:
+    """The named regions of a lesson image: ``{name: [(left, top, right, bottom), ...]}`` in [0, 1].
+
+    Listed in order of precedence (animals first). Raises ``KeyError`` naming the known images.
+
+    >>> list(regions("both.png"))[:2]
+    ['cat', 'dog']
+    """
+    known = _all_regions()
+    name = Path(str(image_name)).name
+    if name not in known:
+        raise KeyError(f"no regions are drawn for {image_name!r}; the lesson images with regions are "
+                       f"{', '.join(known)}")
+    return known[name]
+
+
+def region_at(image_name: str, x: float, y: float) -> Optional[str]:
+    """The first region of ``image_name`` that holds the point (x, y), given as fractions of width and height."""
+    for name, boxes in regions(image_name).items():
+        if any(left <= x <= right and top <= y <= bottom for left, top, right, bottom in boxes):
+            return name
+    return None
+
+
+def peak(cam: np.ndarray) -> Optional[Tuple[float, float]]:
+    """The (x, y) of a map's largest value as fractions of its width and height; None for a blank map."""
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.ndim != 2 or cam.size == 0:
+        raise ValueError(f"a map must be 2-D [H, W], got shape {cam.shape}")
+    finite = np.isfinite(cam)
+    if not finite.any():
+        return None
+    cam = np.where(finite, cam, cam[finite].min())       # a NaN or inf pixel is ignored, not the whole map
+    if float(cam.max()) <= float(cam.min()):
+        return None
+    row, col = np.unravel_index(int(cam.argmax()), cam.shape)
+    height, width = cam.shape
+    return (col + 0.5) / width, (row + 0.5) / height
+
+
+def _position(x: float, y: float) -> str:
+    rows = ("top", "middle", "bottom")
+    cols = ("left", "centre", "right")
+    row, col = rows[min(int(y * 3), 2)], cols[min(int(x * 3), 2)]
+    return "centre" if (row, col) == ("middle", "centre") else f"{row} {col}"
+
+
+def peak_region(cam: np.ndarray, image_name: str) -> Optional[str]:
+    """The region name under the map's peak ("" when on no drawn region; None for a blank map)."""
+    point = peak(cam)
+    if point is None:
+        return None
+    return region_at(image_name, *point) or ""
+
+
+def where(cam: np.ndarray, image_name: str) -> str:
+    """Say where a heatmap's peak is, in words, using the image's drawn regions.
+
+    ``cam`` is a map of the image as ``load_image`` returns it (any size: regions are fractions).
+
+    >>> import numpy as np
+    >>> where(np.zeros((224, 224), np.float32), "both.png")
+    'no peak: the map is blank (no position has positive evidence)'
+    """
+    point = peak(cam)
+    if point is None:
+        return "no peak: the map is blank (no position has positive evidence)"
+    name = region_at(image_name, *point)
+    return f"peak: {_position(*point)} ({'on the ' + name if name else 'on no marked region'})"
+
+
+def share_in(cam: np.ndarray, image_name: str, region: str) -> float:
+    """The fraction of a map's total weight that lies inside one region's boxes."""
+    cam = np.asarray(cam, dtype=np.float64)
+    if cam.ndim != 2 or cam.size == 0:
+        raise ValueError(f"a map must be 2-D [H, W], got shape {cam.shape}; for a batch of maps pass one, "
+                         f"such as maps[0]")
+    cam = np.where(np.isfinite(cam), cam, 0.0)           # a NaN or inf pixel carries no weight
+    known = regions(image_name)
+    if region not in known:
+        raise KeyError(f"no region {region!r} is drawn on {Path(str(image_name)).name}; its regions are "
+                       f"{', '.join(known)}")
+    height, width = cam.shape
+    inside = np.zeros(cam.shape, dtype=bool)
+    for left, top, right, bottom in known[region]:
+        inside[int(round(top * height)):int(round(bottom * height)), int(round(left * width)):int(round(right * width))] = True
+    total = cam.sum()
+    return float(cam[inside].sum() / total) if total > 0 else 0.0
+
+
+# --- the lesson's claims ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """One thing the text says a model shows. ``check(lab)`` returns (observed, ok)."""
+
+    name: str
+    episode: str
+    sentence: str
+    expected: str
+    check: Callable[["Lab"], Tuple[str, bool]]
+
+
+class Lab:
+    """What the claims need, computed once per model and kept: images, predictions, maps."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self._images: Dict[str, tuple] = {}
+        self._cache: Dict[tuple, object] = {}
+
+    def image(self, name: str):
+        if name not in self._images:
+            from .downloads import fetch
+            from .images import load_image
+
+            self._images[name] = load_image(fetch(name))
+        return self._images[name]
+
+    def probabilities(self, name: str) -> np.ndarray:
+        key = ("p", name)
+        if key not in self._cache:
+            import torch
+
+            from .cam import eval_mode, model_device
+
+            with eval_mode(self.model), torch.no_grad():
+                logits = self.model(self.image(name)[0].to(model_device(self.model)))
+            self._cache[key] = torch.softmax(logits[0].float(), dim=0).cpu().numpy()
+        return self._cache[key]
+
+    def top(self, name: str) -> int:
+        return int(self.probabilities(name).argmax())
+
+    def cam(self, name: str, class_id: Optional[int], method: str = "GradCAM") -> np.ndarray:
+        class_id = self.top(name) if class_id is None else class_id
+        key = ("cam", name, class_id, method)
+        if key not in self._cache:
+            from .cam import gradcam
+            from .models import default_target_layers
+
+            self._cache[key] = gradcam(self.model, default_target_layers(self.model), class_id,
+                                       self.image(name)[0], method=method)
+        return self._cache[key]
+
+
+def _label(class_id: int) -> str:
+    from .labels import class_name
+
+    return class_name(class_id)
+
+
+def is_dog(class_id: int) -> bool:
+    """ImageNet's dog breeds are the classes 151 (Chihuahua) to 268 (Mexican hairless)."""
+    return 151 <= int(class_id) <= 268
+
+
+def is_cat(class_id: int) -> bool:
+    """ImageNet's domestic cats are the classes 281 (tabby) to 285 (Egyptian cat)."""
+    return 281 <= int(class_id) <= 285
+
+
+def _top_is(kind: str, test: Callable[[int], bool], image: str, minimum: float):
+    def check(lab: Lab) -> Tuple[str, bool]:
+        top = lab.top(image)
+        p = float(lab.probabilities(image)[top])
+        return f"{_label(top)}, p = {p:.2f}", test(top) and p >= minimum
+    return check
+
+
+def _peak_on(image: str, class_of: Callable[[Lab], int], region: str, minimum: float):
+    """The class's map peaks in ``region``, and the model gives the class at least ``minimum``.
+
+    The probability matters: a model that does not see a dog at all (random weights) has no
+    dog map worth reading, wherever its peak happens to fall.
+    """
+    def check(lab: Lab) -> Tuple[str, bool]:
+        class_id = class_of(lab)
+        p = float(lab.probabilities(image)[class_id])
+        found = peak_region(lab.cam(image, class_id), image)
+        text = "blank map" if found is None else (found or "no marked region")
+        return f"{_label(class_id)} (p = {p:.3f}): {text}", found == region and p >= minimum
+    return check
+
+
+def _top_dog(image: str) -> Callable[[Lab], int]:
+    """The most probable dog breed (the top class when it is a dog)."""
+    return lambda lab: 151 + int(lab.probabilities(image)[151:269].argmax())
+
+
+def _top_cat(image: str) -> Callable[[Lab], int]:
+    return lambda lab: 281 + int(lab.probabilities(image)[281:286].argmax())
+
+
+def _cat_in_top5(lab: Lab) -> Tuple[str, bool]:
+    top5 = np.argsort(lab.probabilities("both.png"))[::-1][:5]
+    cats = [int(c) for c in top5 if is_cat(c)]
+    return (", ".join(_label(c) for c in cats) or "no cat in the top 5"), bool(cats)
+
+
+def _cascade_changes_gradcam(lab: Lab) -> Tuple[str, bool]:
+    from .models import default_target_layers
+    from .trust import randomisation_check
+
+    result = randomisation_check(lab.model, default_target_layers, [245, 281], lab.image("both.png")[0],
+                                 seeds=range(2), stages=3, progress=False)
+    return f"mean Spearman {result['mean']:.2f} ({result['stages']})", bool(result["mean"] < 0.5)
+
+
+def _cascade_keeps_guided_backprop(lab: Lab) -> Tuple[str, bool]:
+    from .trust import guided_backprop, guided_model, randomised_model, spearman
+
+    x = lab.image("both.png")[0]
+    guided = guided_model(lab.model)
+    _, randomised = randomised_model(lab.model, 0, 3)
+    guided_random = guided_model(randomised)
+    del randomised
+    rho = float(np.mean([spearman(guided_backprop(lab.model, c, x, guided),
+                                  guided_backprop(guided_random, c, x, guided_random)) for c in (245, 281)]))
+    return f"mean Spearman {rho:.2f}", rho > 0.7
+
+
+def _faithful(curve_name: str):
+    def check(lab: Lab) -> Tuple[str, bool]:
+        from . import trust
+
+        curve = getattr(trust, f"{curve_name}_curve")
+        x = lab.image("both.png")[0]
+        top = lab.top("both.png")
+        heatmap = lab.cam("both.png", top)
+        random_map = np.random.default_rng(0).random(heatmap.shape).astype(np.float32)
+        ours = trust.area_under(curve(lab.model, x, top, heatmap))
+        chance = trust.area_under(curve(lab.model, x, top, random_map))
+        better = ours < chance if curve_name == "deletion" else ours > chance
+        return f"AUC GradCAM {ours:.3f}, random {chance:.3f}", bool(better)
+    return check
+
+
+def _eigencam_ignores_the_class(lab: Lab) -> Tuple[str, bool]:
+    difference = float(np.abs(lab.cam("both.png", 281, "EigenCAM") - lab.cam("both.png", 245, "EigenCAM")).max())
+    return f"largest difference {difference:.2g}", difference == 0.0
+
+
+#: The lesson's claims about what the model shows. Each names the episode (the first file named
+#: holds ``sentence`` word for word) and what it expects; ``python lesson.py preflight`` runs them.
+CLAIMS: List[Claim] = [
+    Claim("both.png: the top class is a dog breed",
+          "05-other-methods.md, 03-gradcam.md", "Which of them put most weight on the dog?",
+          "a class in 151..268 with p >= 0.05", _top_is("dog", is_dog, "both.png", 0.05)),
+    Claim("both.png: a cat is in the top 5",
+          "03-gradcam.md, 02-pretrained-model.md", "the model *has* found the cat, even though a dog class wins",
+          "a class in 281..285 among the top 5", _cat_in_top5),
+    Claim("both.png: the top dog class's peak is on the dog",
+          "06-trust.md, 03-gradcam.md", "GradCAM for a dog class lands on the dog",
+          "p >= 0.05 and peak in the dog box", _peak_on("both.png", _top_dog("both.png"), "dog", 0.05)),
+    Claim("both.png: the top cat class's peak is on the cat",
+          "05-other-methods.md, 03-gradcam.md", "does the map of the most probable cat class land on the cat",
+          "p >= 0.005 and peak in the cat box", _peak_on("both.png", _top_cat("both.png"), "cat", 0.005)),
+    Claim("dog_cat.jfif: the top class is a dog breed",
+          "03-gradcam.md", "check whether the predicted class and tabby peak on different animals",
+          "a class in 151..268 with p >= 0.05", _top_is("dog", is_dog, "dog_cat.jfif", 0.05)),
+    Claim("dog_cat.jfif: the top dog class's peak is on the dog",
+          "03-gradcam.md", "check whether the predicted class and tabby peak on different animals",
+          "p >= 0.05 and peak in the dog box", _peak_on("dog_cat.jfif", _top_dog("dog_cat.jfif"), "dog", 0.05)),
+    Claim("EigenCAM gives the same map for every class",
+          "05-other-methods.md", "The difference is 0",
+          "largest difference 0", _eigencam_ignores_the_class),
+    Claim("sanity check: GradCAM changes when the top is randomised",
+          "06-trust.md", "Adebayo et al. found GradCAM passing this test and guided backprop failing it",
+          "mean Spearman < 0.5", _cascade_changes_gradcam),
+    Claim("sanity check: guided backprop barely changes when the top is randomised",
+          "06-trust.md", "It very nearly ignores the model",
+          "mean Spearman > 0.7", _cascade_keeps_guided_backprop),
+    Claim("deletion: GradCAM beats a random map on both.png",
+          "06-trust.md", "any method worth using must beat it",
+          "smaller AUC than the random map", _faithful("deletion")),
+    Claim("insertion: GradCAM beats a random map on both.png",
+          "06-trust.md", "any method worth using must beat it",
+          "larger AUC than the random map", _faithful("insertion")),
+]
+
+
+def claim(name: str) -> Claim:
+    """The claim called ``name`` (see ``CLAIMS``)."""
+    for item in CLAIMS:
+        if item.name == name:
+            return item
+    raise KeyError(f"no claim called {name!r}; the claims are: " + "; ".join(c.name for c in CLAIMS))
+
+
+def check_claim(name: str, model, lab: Optional[Lab] = None) -> Tuple[str, bool]:
+    """Run one named claim on ``model`` and return (observed, ok). Notebooks print it."""
+    return claim(name).check(lab if lab is not None and lab.model is model else Lab(model))
+
+
+def show_claim(name: str, model, lab: Optional[Lab] = None) -> None:
+    """Print a claim's outcome, for a notebook: what the text expects and what this model shows."""
+    item = claim(name)
+    observed, ok = check_claim(name, model, lab)
+    print(f"{'as the text says' if ok else 'NOT as the text says'}: {item.name}\n"
+          f"  expected {item.expected}; this model: {observed}")
+
+
+def check_claims(model, names: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
+    """Run the claims (all, or those named) on ``model``; one row per claim.
+
+    Rows hold ``claim``, ``episode``, ``sentence``, ``expected``, ``observed`` and ``ok``.
+    A claim whose check raises is a failed claim, with the error as its observation.
+    """
+    lab = Lab(model)
+    rows = []
+    for item in CLAIMS if names is None else [claim(n) for n in names]:
+        try:
+            observed, ok = item.check(lab)
+        except Exception as error:                    # noqa: BLE001 - reported, never hidden
+            observed, ok = f"error: {type(error).__name__}: {error}", False
+        rows.append({"claim": item.name, "episode": item.episode, "sentence": item.sentence,
+                     "expected": item.expected, "observed": observed, "ok": bool(ok)})
+    return rows
+
+
+def format_table(rows: Sequence[Dict[str, object]]) -> str:
+    """The rows of ``check_claims`` as a plain-text table."""
+    widths = [max(len(str(r[k])) for r in rows) if rows else 5 for k in ("claim", "expected", "observed")]
+    widths = [min(max(w, len(h)), 72) for w, h in zip(widths, ("claim", "expected", "observed"))]
+    lines = [f"{'claim':{widths[0]}s}  {'expected':{widths[1]}s}  {'observed':{widths[2]}s}  ok"]
+    for row in rows:
+        lines.append(f"{str(row['claim'])[:72]:{widths[0]}s}  {str(row['expected'])[:64]:{widths[1]}s}  "
+                     f"{str(row['observed'])[:64]:{widths[2]}s}  {'yes' if row['ok'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def preflight(model_name: Optional[str] = None, names: Optional[Sequence[str]] = None) -> int:
+    """Run every claim on the model learners will use; print the table; 0 when all hold, else 1.
+
+    ``model_name`` defaults to ``LESSON_MODEL`` (ResNet-50 with its real weights when they can be had);
+    ``names`` picks some claims (default: all).
+    """
+    import torch
+
+    from .models import load_model
+
+    torch.manual_seed(0)                     # a random-weights model is then the same every run
+    model = load_model(model_name)
+    print(f"Checking the lesson's claims against {model.lesson_name} ...", flush=True)
+    rows = check_claims(model, names)
+    print(format_table(rows))
+    failed = [row for row in rows if not row["ok"]]
+    if not failed:
+        print(f"\nAll {len(rows)} claims hold for {model.lesson_name}: the text matches what learners will see.")
+        return 0
+    print(f"\n{len(failed)} of {len(rows)} claims do NOT hold for {model.lesson_name}. Before teaching, "
+          f"reword these sentences (or tell learners what to expect instead):")
+    for row in failed:
+        print(f"- {row['episode']}: \"{row['sentence']}\"\n    ({row['claim']}: expected {row['expected']}, "
+              f"observed {row['observed']})")
+    return 1
+
+
+def draw_regions(path: Optional[Path] = None, size: int = 224):
+    """A figure of the lesson images with their regions drawn; saved to ``path`` when given."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .downloads import fetch
+    from .images import load_image
+
+    names = list(_all_regions())
+    columns = 2
+    rows = -(-len(names) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4.6 * rows))
+    colours = plt.get_cmap("tab10").colors
+    for axis in np.atleast_1d(axes).flat[len(names):]:
+        axis.axis("off")
+    for axis, name in zip(np.atleast_1d(axes).flat, names):
+        _, rgb = load_image(fetch(name), size=size)
+        height, width = rgb.shape[:2]
+        axis.imshow(rgb)
+        for index, (region, boxes) in enumerate(regions(name).items()):
+            colour = colours[index % len(colours)]
+            for number, (left, top, right, bottom) in enumerate(boxes):
+                axis.add_patch(Rectangle((left * width, top * height), (right - left) * width, (bottom - top) * height,
+                                         fill=False, edgecolor=colour, linewidth=2,
+                                         linestyle="-" if index < 2 else "--"))
+                if number == 0:
+                    axis.text(left * width + 3, top * height + 12, f"{index + 1}. {region}", color="white",
+                              fontsize=8, bbox=dict(facecolor=colour, alpha=0.8, pad=1, edgecolor="none"))
+        axis.set_title(name)
+        axis.axis("off")
+    figure.suptitle("Regions of the lesson images (data/regions.json)\nwhere boxes overlap, the lower number wins")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=110)
+    return figure
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m helpers.claims [--model NAME] [--figure PATH]``: the pre-flight, or the regions figure."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Check the lesson's claims against a model (the pre-flight).")
+    parser.add_argument("--model", default=None, help="a load_model name; default: LESSON_MODEL or resnet50")
+    parser.add_argument("--claim", action="append", dest="names", metavar="NAME",
+                        help="check only this claim (repeatable); default: every claim")
+    parser.add_argument("--figure", type=Path, default=None, help="draw the regions figure to this PNG and stop")
+    args = parser.parse_args(argv)
+    if args.figure is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        draw_regions(args.figure)
+        print(f"wrote {args.figure}")
+        return 0
+    try:
+        for name in args.names or []:
+            claim(name)                                  # a misspelt claim is named before the model loads
+        return preflight(args.model, args.names)
+    except (KeyError, ValueError) as error:              # an unknown model or claim: one line, no traceback
+        text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        print(f"python -m helpers.claims: error: {text}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

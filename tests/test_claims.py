@@ -1,0 +1,152 @@
+"""The lesson's claims as code (issue 8): where a map peaks, the region data, and the pre-flight."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import default_target_layers, gradcam, lesson_images
+from helpers.claims import CLAIMS, Lab, check_claims, peak, preflight, regions, share_in, where
+
+ROOT = Path(__file__).resolve().parent.parent
+DOG_AND_CAT = [c.name for c in CLAIMS if re.search(r"\b(dog|cat)\b", c.name)]
+
+
+def _spot(height, width, x, y):
+    cam = np.zeros((height, width), np.float32)
+    cam[int(y * height), int(x * width)] = 1.0
+    return cam
+
+
+@pytest.mark.parametrize("size", [(224, 224), (448, 448), (57, 91)])
+def test_where_names_the_region_under_the_peak_at_any_size(size):
+    height, width = size
+    assert where(_spot(height, width, 0.55, 0.2), "both.png") == "peak: top centre (on the dog)"
+    assert where(_spot(height, width, 0.5, 0.9), "both.png") == "peak: bottom centre (on the cat)"
+    assert where(_spot(height, width, 0.1, 0.2), "both.png") == "peak: top left (on the glass door)"
+    assert where(_spot(height, width, 0.7, 0.68), "both.png").endswith("(on the cat)")     # cat's head before the dog
+    assert where(_spot(height, width, 0.3, 0.03), "both.png") == "peak: top left (on no marked region)"
+
+
+def test_where_on_the_other_images_and_blank_maps():
+    assert where(_spot(224, 340, 0.7, 0.55), "horses.jpg") == "peak: middle right (on the horse (right))"
+    assert where(_spot(224, 340, 0.2, 0.8), "horses.jpg") == "peak: bottom left (on the fence and grass)"
+    assert where(_spot(224, 359, 0.25, 0.5), "dog_cat.jfif") == "peak: middle left (on the dog)"
+    blank = "no peak: the map is blank (no position has positive evidence)"
+    assert where(np.zeros((7, 7), np.float32), "both.png") == blank
+    assert where(np.full((7, 7), 0.3, np.float32), "both.png") == blank
+    assert peak(_spot(10, 10, 0.0, 0.95)) == pytest.approx((0.05, 0.95))
+    with pytest.raises(KeyError, match="both.png"):
+        where(_spot(10, 10, 0.5, 0.5), "my_photo.jpg")
+    with pytest.raises(ValueError, match="2-D"):
+        where(np.zeros((1, 7, 7)), "both.png")
+
+
+def test_every_lesson_image_has_sane_regions():
+    assert set(lesson_images()) <= {"both.png", "dog_cat.jfif", "dogs.png", "horses.jpg"}
+    for name in lesson_images():
+        named = regions(name)
+        assert len(named) >= 3
+        for boxes in named.values():
+            for left, top, right, bottom in boxes:
+                assert 0 <= left < right <= 1 and 0 <= top < bottom <= 1
+    assert {"dog", "cat", "glass door"} <= set(regions("both.png"))
+
+
+def test_share_in_a_region():
+    cam = np.zeros((100, 100), np.float32)
+    cam[80:, 30:60] = 1.0                               # inside the cat's body box of both.png
+    assert share_in(cam, "both.png", "cat") == pytest.approx(1.0)
+    assert share_in(cam, "both.png", "dog") == 0.0
+    assert share_in(np.zeros((10, 10)), "both.png", "cat") == 0.0
+
+
+def test_the_stand_ins_peaks_on_the_lesson_photo(stand_in, both):
+    x, _ = both
+    layers = default_target_layers(stand_in)
+    assert where(gradcam(stand_in, layers, 243, x), "both.png") == "peak: centre (on the dog)"     # bull mastiff
+    assert where(gradcam(stand_in, layers, 281, x), "both.png") == "peak: bottom centre (on the cat)"
+
+
+def test_each_claim_names_an_episode_that_holds_its_sentence():
+    assert len({c.name for c in CLAIMS}) == len(CLAIMS)
+    for item in CLAIMS:
+        files = [name.strip() for name in item.episode.split(",")]
+        for name in files:
+            assert (ROOT / "episodes" / name).is_file(), f"{item.name}: no episode {name}"
+        if files[0][:2] in {"04", "05", "06"}:
+            text = " ".join((ROOT / "episodes" / files[0]).read_text().split())
+            assert " ".join(item.sentence.split()) in text, f"{item.name}: sentence not in {files[0]}"
+
+
+def test_eigencam_is_the_same_for_every_class_for_both_architectures(stand_in, random_resnet, both):
+    """A claim of kind (b): true for every model, so it is tested for both architectures."""
+    for model in (stand_in, random_resnet):
+        observed, ok = [c for c in CLAIMS if c.name.startswith("EigenCAM")][0].check(Lab(model))
+        assert ok, observed
+
+
+def test_preflight_passes_with_the_stand_in(capsys):
+    """What CI runs: every claim holds for the stand-in, and the table says so."""
+    assert preflight("efficientnet_lite0") == 0
+    out = capsys.readouterr().out
+    assert "claim" in out and "observed" in out
+    assert f"All {len(CLAIMS)} claims hold for efficientnet_lite0" in out
+    assert "243 · bull mastiff" in out
+
+
+def test_the_dog_and_cat_claims_fail_with_random_weights(capsys):
+    """They are real checks: ResNet-50 with random weights sees no dog and no cat."""
+    assert len(DOG_AND_CAT) == 6
+    assert preflight("resnet50_untrained", names=DOG_AND_CAT) == 1
+    out = capsys.readouterr().out
+    assert f"{len(DOG_AND_CAT)} of {len(DOG_AND_CAT)} claims do NOT hold for resnet50_untrained" in out
+    assert "reword these sentences" in out and "- 03-gradcam.md" in out and "- 06-trust.md" in out
+
+
+def test_a_claim_that_raises_is_a_failed_claim_not_a_crash():
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    rows = check_claims(Broken(), ["both.png: the top class is a dog breed"])
+    assert rows[0]["ok"] is False and "boom" in rows[0]["observed"]
+
+
+def test_make_preflight_runs_the_claims_module():
+    import subprocess
+    import sys
+
+    assert "\npreflight:" in (ROOT / "Makefile").read_text()
+    out = subprocess.run([sys.executable, str(ROOT / "lesson.py"), "preflight", "--dry-run", "--model", "resnet50"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT).stdout
+    assert out.rstrip().splitlines()[-1].endswith("-m helpers.claims --model resnet50")
+
+
+def test_where_ignores_nan_and_inf_pixels_and_share_in_names_what_is_wrong():
+    from helpers.claims import share_in, where
+
+    cam = np.zeros((224, 224), np.float32)
+    cam[40, 120] = 1.0
+    expected = where(cam, "both.png")
+    assert expected.startswith("peak:")
+    for bad in (np.nan, np.inf, -np.inf):
+        cam[0, 0] = bad
+        assert where(cam, "both.png") == expected
+        assert share_in(cam, "both.png", "dog") == share_in(np.where(np.isfinite(cam), cam, 0), "both.png", "dog")
+    with pytest.raises(KeyError, match="its regions are cat, dog"):
+        share_in(cam, "both.png", "horse")
+    with pytest.raises(ValueError, match=r"\[H, W\]"):
+        share_in(cam[None], "both.png", "dog")
+
+
+@pytest.mark.parametrize("args, named", [(["--model", "vgg"], "unknown model 'vgg'"),
+                                         (["--claim", "nope"], "no claim called 'nope'")])
+def test_the_command_line_names_a_bad_model_or_claim_in_one_line(args, named, capsys):
+    from helpers.claims import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert named in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

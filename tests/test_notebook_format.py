@@ -1,0 +1,196 @@
+"""What learners get from tools/notebooks.py: figures that resolve, no spoilers, handouts to type into.
+
+Checked on the committed notebooks (generated JSON), against the episodes read here with a
+parser of this test's own, so that a mistake in the generator cannot hide itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import notebooks as notebook_tool  # noqa: E402
+
+EPISODES = sorted((ROOT / "episodes").glob("[0-9]*.md"))
+NOTEBOOKS = ROOT / "notebooks"
+ALL_NOTEBOOKS = sorted(NOTEBOOKS.glob("*.ipynb")) + sorted((NOTEBOOKS / "handouts").glob("*.ipynb"))
+DIV = re.compile(r"^:{3,}\s*\{?\.?([\w-]+)\}?\s*$")
+END = re.compile(r"^:{3,}\s*$")
+
+
+def _cells(path: Path) -> list:
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def divs(episode: Path) -> dict:
+    """{div kind: [(prose lines, code blocks)]}: what each div of an episode holds."""
+    found: dict = {}
+    stack: list = []
+    fence = None
+    for line in episode.read_text(encoding="utf-8").splitlines():
+        if fence is not None:
+            if line.startswith("```"):
+                stack[-1][2].append("\n".join(fence)) if stack else None
+                fence = None
+            else:
+                fence.append(line)
+            continue
+        if line.startswith("```"):
+            fence = []
+        elif END.match(line):
+            kind, prose, code = stack.pop()
+            found.setdefault(kind, []).append((prose, code))
+        elif DIV.match(line):
+            stack.append((DIV.match(line).group(1), [], []))
+        elif stack and line.strip() and not line.startswith(("#", "![")):
+            stack[-1][1].append(line.strip())
+    return found
+
+
+def visible_text(cells: list) -> str:
+    """The Markdown a learner reads without clicking: closed <details> and comments left out."""
+    text = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    return re.sub(r"<details>.*?</details>", "", text, flags=re.S)
+
+
+def _long_lines(lines: list) -> list:
+    """Lines long enough to be unlikely to appear elsewhere by chance."""
+    return [line for line in lines if len(line) > 40]
+
+
+@pytest.mark.parametrize("episode", EPISODES, ids=lambda p: p.stem)
+def test_learner_notebooks_hide_solutions_and_leave_out_instructor_notes(episode):
+    cells = _cells(NOTEBOOKS / f"{episode.stem}.ipynb")
+    everything = "\n".join(_source(c) for c in cells)
+    shown = visible_text(cells)
+    parts = divs(episode)
+    solution_lines = _long_lines([line for prose, _ in parts.get("solution", []) for line in prose])
+    instructor_lines = _long_lines([line for prose, _ in parts.get("instructor", []) for line in prose])
+    assert parts.get("solution"), "every episode has at least one challenge with a solution"
+    for line in solution_lines:
+        assert line in everything, f"solution text missing: {line!r}"
+        assert line not in shown, f"solution text visible without a click: {line!r}"
+    for line in instructor_lines:
+        assert line not in everything, f"instructor note in the learners' notebook: {line!r}"
+    assert "Instructor note" not in everything
+    # every code block of a solution is a collapsed cell whose output goes into a closed box
+    solution_code = [block for _, code in parts.get("solution", []) for block in code]
+    collapsed = [c for c in cells if c["cell_type"] == "code" and c["metadata"].get("jupyter", {}).get("source_hidden")]
+    assert len(collapsed) == len(solution_code)
+    for cell, block in zip(collapsed, solution_code):
+        assert cell["metadata"]["jupyter"] == {"source_hidden": True, "outputs_hidden": True}
+        assert "solution" in cell["metadata"]["tags"]
+        assert _source(cell).startswith("%%solution") and _source(cell).endswith(block.strip())
+    first_solution = cells.index(collapsed[0]) if collapsed else len(cells)
+    assert not collapsed or any("%load_ext helpers.solutions" in _source(c) for c in cells[:first_solution]
+                                if "setup" in c["metadata"].get("tags", []))
+    # no "edit the episode" and no promise of collapsed code where nothing is collapsed
+    assert "edit the episode" not in shown
+    assert "collapsed" not in shown
+
+
+@pytest.mark.parametrize("episode", EPISODES, ids=lambda p: p.stem)
+def test_handouts_keep_challenges_and_shown_code_and_drop_solutions(episode):
+    full = _cells(NOTEBOOKS / f"{episode.stem}.ipynb")
+    cells = _cells(NOTEBOOKS / "handouts" / f"{episode.stem}.ipynb")
+    everything = "\n".join(_source(c) for c in cells)
+    parts = divs(episode)
+    for prose, _ in parts.get("challenge", []):
+        for line in _long_lines(prose):
+            assert line in everything, f"challenge text missing from the handout: {line!r}"
+    for kind in ("solution", "instructor"):
+        for line in _long_lines([line for prose, _ in parts.get(kind, []) for line in prose]):
+            assert line not in everything, f"{kind} text in the handout: {line!r}"
+    assert "collapsed" not in everything and "%%solution" not in everything
+    code = [c for c in cells if c["cell_type"] == "code"]
+    for cell in code:
+        kept = {"setup", "show"} & set(cell["metadata"].get("tags", []))
+        assert bool(_source(cell).strip()) == bool(kept), _source(cell)[:80]
+        assert "jupyter" not in cell["metadata"]
+    shown = [_source(c) for c in full if c["cell_type"] == "code" and "show" in c["metadata"].get("tags", [])]
+    assert shown == [_source(c) for c in code if "show" in c["metadata"].get("tags", [])]
+    with_code = sum(1 for _, blocks in parts.get("solution", []) if blocks)
+    assert sum("exercise" in c["metadata"].get("tags", []) for c in code) == with_code
+
+
+def test_the_site_keeps_instructor_notes_and_promises_no_collapsed_code():
+    for episode in EPISODES:
+        notebook = notebook_tool.render(episode, notebook_tool.SITE)
+        text = "\n".join(c.source for c in notebook.cells)
+        for line in _long_lines([line for prose, _ in divs(episode).get("instructor", []) for line in prose]):
+            assert line in text
+        assert "collapsed" not in text and "%%solution" not in text
+
+
+@pytest.mark.parametrize("notebook", ALL_NOTEBOOKS, ids=lambda p: p.relative_to(NOTEBOOKS).as_posix())
+def test_every_image_resolves_inside_notebooks(notebook):
+    """JupyterLab serves notebooks/ only: an image must resolve from the notebook's own folder and
+    stay inside notebooks/ (the rule of CI's before-stop hook)."""
+    root = os.path.realpath(NOTEBOOKS)
+    for cell in _cells(notebook):
+        if cell["cell_type"] != "markdown":
+            continue
+        text = _source(cell)
+        sources = re.findall(r"!\[[^\]]*\]\(([^)\s]+)", text) + re.findall(r"<img[^>]*src=[\"']([^\"']+)", text)
+        for src in sources:
+            assert not re.match(r"(https?:|data:|attachment:)", src) or src.startswith("attachment:"), \
+                f"{src}: a figure from the web does not show offline"
+            target = os.path.realpath(os.path.join(notebook.parent, src))
+            assert target.startswith(root + os.sep), f"{src} is outside notebooks/"
+            assert os.path.isfile(target), f"{src} does not exist"
+            episode_copy = ROOT / "episodes" / Path(target).relative_to(root)
+            assert Path(target).read_bytes() == episode_copy.read_bytes(), f"{src} differs from the episode's"
+
+
+def test_figures_travel_with_the_notebooks(tmp_path, monkeypatch):
+    """The generator copies an episode's figure into notebooks/fig/, links the handout to
+    ../fig/, removes a figure no episode shows, and refuses an image outside the episode's folder."""
+    episodes, notebooks = tmp_path / "episodes", tmp_path / "notebooks"
+    (episodes / "fig").mkdir(parents=True)
+    (episodes / "fig" / "steps.png").write_bytes(b"\x89PNG not really")
+    episode = episodes / "01-demo.md"
+    episode.write_text("---\ntitle: 'Demo'\n---\n\nText.\n\n![Caption](fig/steps.png){alt=\"the dog's steps\"}\n\n"
+                       "```python\nprint(1)\n```\n", encoding="utf-8")
+    monkeypatch.setattr(notebook_tool, "EPISODES", episodes)
+    monkeypatch.setattr(notebook_tool, "NOTEBOOKS", notebooks)
+    (notebooks / "fig").mkdir(parents=True)
+    (notebooks / "fig" / "old.png").write_bytes(b"old")
+    assert notebook_tool.main([]) == 0 and notebook_tool.main(["--check"]) == 0
+    assert (notebooks / "fig" / "steps.png").read_bytes() == b"\x89PNG not really"
+    assert not (notebooks / "fig" / "old.png").exists()
+    learner = "".join(_source(c) for c in _cells(notebooks / "01-demo.ipynb"))
+    handout = "".join(_source(c) for c in _cells(notebooks / "handouts" / "01-demo.ipynb"))
+    assert "![the dog's steps](fig/steps.png)" in learner and "*Figure: Caption*" in learner
+    assert "![the dog's steps](../fig/steps.png)" in handout
+    (episodes / "fig" / "steps.png").write_bytes(b"changed")
+    assert notebook_tool.main(["--check"]) == 1
+    episode.write_text(episode.read_text().replace("fig/steps.png", "../outside.png"), encoding="utf-8")
+    (tmp_path / "outside.png").write_bytes(b"x")
+    with pytest.raises(ValueError, match="inside notebooks"):
+        notebook_tool.main([])
+
+
+def test_a_solution_keeps_its_answer_folded_when_run():
+    """%%solution runs the cell in the notebook's namespace and shows its output in a closed box;
+    an error still fails the cell."""
+    from IPython.testing.globalipapp import start_ipython
+
+    shell = start_ipython()
+    assert shell.run_cell(notebook_tool.LOAD_SOLUTION_MAGIC).success     # the line the set-up cells get
+    shell.run_cell("answer = None")
+    result = shell.run_cell(notebook_tool.SOLUTION_MAGIC + "\nanswer = 6 * 7\nprint(answer)")
+    assert result.success and shell.user_ns["answer"] == 42
+    failed = shell.run_cell("%%solution\n1 / 0")
+    assert not failed.success and isinstance(failed.error_in_exec, ZeroDivisionError)

@@ -8,13 +8,7 @@ typed in its search box with Enter each change its heatmap, and no output says "
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,53 +16,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def jupyterlab(tmp_path_factory):
-    home = tmp_path_factory.mktemp("jupyter")
+def jupyterlab(tmp_path_factory, jupyterlab_server):
+    """JupyterLab (conftest's ``jupyterlab_server``) on a folder holding a copy of episode 4."""
     workdir = tmp_path_factory.mktemp("notebooks")
     shutil.copyfile(ROOT / "notebooks" / "04-exploring.ipynb", workdir / "04-exploring.ipynb")
-    port, token = _free_port(), secrets.token_hex(16)
-    settings = home / "settings"
-    for plugin, values in {"@jupyterlab/notebook-extension/tracker": '{"windowingMode": "none"}',
-                           "@jupyterlab/apputils-extension/notification": '{"fetchNews": "false"}'}.items():
-        path = settings / f"{plugin}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(values)
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTERLAB_SETTINGS_DIR=str(settings),
-               LESSON_OFFLINE="1",
-               LESSON_MODEL=os.environ.get("LESSON_MODEL", "efficientnet_lite0"))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workdir}",
-         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("JupyterLab did not start") from None
-                time.sleep(0.5)
-        yield base, token
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    return jupyterlab_server(workdir)
 
 
 def test_the_explorer_renders_and_answers_in_jupyterlab(jupyterlab, browser, screenshots):

@@ -114,8 +114,8 @@ def test_the_checker_does_not_call_a_broken_cached_file_ok(torch_home):
     assert not result.ok and "web page" in result.detail and str(path) in result.detail
 
 
-def test_a_broken_file_is_replaced_from_the_mirror(fake_weights, torch_home, tmp_path, monkeypatch, capsys):
-    source, state = fake_weights
+def _broken_cache_and_a_stick(source, kind: str, tmp_path, monkeypatch):
+    """Good weights on a USB-stick mirror, a broken file of ``kind`` in torch's cache; its path."""
     stick = tmp_path / "stick"
     stick.mkdir()
     (stick / WEIGHTS).write_bytes(source.read_bytes())
@@ -123,7 +123,13 @@ def test_a_broken_file_is_replaced_from_the_mirror(fake_weights, torch_home, tmp
     _trust_fake_weights(monkeypatch, source)
     path = models.resnet50_weights_path()
     path.parent.mkdir(parents=True)
-    path.write_bytes(BROKEN["truncated"])
+    path.write_bytes(BROKEN[kind])
+    return path
+
+
+def test_a_broken_file_is_replaced_from_the_mirror(fake_weights, torch_home, tmp_path, monkeypatch, capsys):
+    source, state = fake_weights
+    path = _broken_cache_and_a_stick(source, "truncated", tmp_path, monkeypatch)
     model = models.load_model("resnet50")
     out = capsys.readouterr().out
     assert model.lesson_name == "resnet50"
@@ -152,14 +158,7 @@ def test_setup_moves_a_broken_cached_file_aside(fake_weights, torch_home, tmp_pa
     import helpers.setup as setup_module
 
     source, _ = fake_weights
-    stick = tmp_path / "stick"
-    stick.mkdir()
-    (stick / WEIGHTS).write_bytes(source.read_bytes())
-    monkeypatch.setenv("LESSON_DATA_MIRROR", str(stick))
-    _trust_fake_weights(monkeypatch, source)
-    path = models.resnet50_weights_path()
-    path.parent.mkdir(parents=True)
-    path.write_bytes(BROKEN["empty"])
+    path = _broken_cache_and_a_stick(source, "empty", tmp_path, monkeypatch)
     assert setup_module.fetch_weights(progress=False) == path
     assert sha256_of(path) == sha256_of(source) and "empty" in capsys.readouterr().out
 

@@ -4,7 +4,6 @@ No test reaches PyTorch's real index: indexes here are servers on 127.0.0.1 or c
 
 from __future__ import annotations
 
-import functools
 import http.server
 import importlib.util
 import shutil
@@ -56,23 +55,12 @@ def index_404():
 
 
 @pytest.fixture
-def index_ok(tmp_path):
-    """A package index on 127.0.0.1 with a torch/ page."""
-    (tmp_path / "index" / "torch").mkdir(parents=True)
-    (tmp_path / "index" / "torch" / "index.html").write_text("<a href='torch-2.5.1+cpu.whl'>torch</a>")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(tmp_path / "index"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+def index_ok(http_server):
+    """A package index on 127.0.0.1 with a torch/ page (conftest's server on 127.0.0.1)."""
+    folder, base = http_server
+    (folder / "torch").mkdir()
+    (folder / "torch" / "index.html").write_text("<a href='torch-2.5.1+cpu.whl'>torch</a>")
+    return f"{base}/"
 
 
 @pytest.mark.parametrize("platform, gpu, expected", [

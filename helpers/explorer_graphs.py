@@ -24,7 +24,7 @@ from torch import nn
 
 from .cam import class_gradients, forward_with_activations
 
-#: How many kept graphs may live at once, over all explorers (2 fit episode 4's explorers).
+#: How many kept graphs may live at once, over all explorers (2 fit episode 5's explorers).
 MAX_KEPT_GRAPHS = 3
 #: How many class gradients a kept graph remembers (each is as large as the activations).
 MAX_GRADIENTS = 8

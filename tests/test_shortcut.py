@@ -1,4 +1,4 @@
-"""Episode 7's shortcut experiment: a small CNN learns a stamp, GradCAM finds it, and the fix does not.
+"""Episode 9's shortcut experiment: a small CNN learns a stamp, GradCAM finds it, and the fix does not.
 
 Two fixed seeds, each the whole experiment as the episode runs it (both models and the maps).
 """

@@ -19,9 +19,9 @@ from helpers.solutions import ErrorNotRaised, expected_types  # noqa: E402
 
 @pytest.fixture(scope="module")
 def shell():
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.testing.globalipapp import get_ipython
 
-    shell = start_ipython()
+    shell = get_ipython()                   # the one test shell, started by whichever test comes first
     assert shell.run_cell("%load_ext helpers.solutions").success
     return shell
 

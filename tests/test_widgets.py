@@ -167,7 +167,7 @@ def _rss_mb():
 
 def test_an_older_explorer_keeps_answering_after_newer_ones(random_resnet, stand_in, both):
     first = explore(random_resnet, [random_resnet.layer4], *both)
-    second = explore(random_resnet, [random_resnet.layer4], *both)          # same model, as in episode 4
+    second = explore(random_resnet, [random_resnet.layer4], *both)          # same model, as in episode 5
     others = [explore(stand_in, [stand_in.blocks[-1]], *both) for _ in range(KEPT_BOUND + 1)]
     assert not first.explorer.has_graph()                                  # its memory was given back...
     for widget, class_id in ((first, 281), (second, 245), (others[0], 281)):

@@ -18,14 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 #: After which episode (by its two-digit number) a break comes: its name and its minutes.
 BREAKS: Dict[str, Tuple[str, int]] = {
     "02": ("Break", 15),
-    "04": ("Lunch, or the end of a half-day workshop", 60),
-    "05": ("Break", 15),
+    "04": ("Break", 10),
+    "05": ("Lunch, or the end of a half-day workshop", 60),
     "06": ("Break", 10),
+    "07": ("Break", 15),
 }
 
 INTRO = ("The times are from the start of the day: the minutes are what each episode takes with "
          "learners typing along and doing every challenge. Breaks are in italics.\n\n")
-HALVES = ("A half-day workshop covers episodes 1 to 4, with one break. Episodes 5 to 7 make it a "
+HALVES = ("A half-day workshop covers episodes 1 to 5, with two breaks. Episodes 6 to 9 make it a "
           "full day, or a follow-up session of their own: they build on episodes 1 to 3.\n\n")
 
 

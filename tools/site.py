@@ -137,7 +137,7 @@ def _page(title: str, body: str) -> str:
 
 
 def local_links(text: str) -> str:
-    """Links to the lesson's Markdown files (``episodes/03-gradcam.md``, ``../learners/setup.md``,
+    """Links to the lesson's Markdown files (``episodes/03-gradcam-by-hand.md``, ``../learners/setup.md``,
     ``LICENSE.md``) as links to their pages in the site."""
     names = {Path(source).name: target for source, target, _ in PAGES}
     names.update({name: target for name, (target, _) in OTHER_PAGES.items()})

@@ -239,12 +239,16 @@ def check_schedule(rows):
 
 def test_the_schedule_adds_up_and_has_breaks():
     index = (ROOT / "index.md").read_text()
-    rows = schedule_rows(index)
-    assert len(rows) >= len(EPISODES) + 2, "the schedule lists every episode, a break and the finish"
-    check_schedule(rows)
-    total_row = re.search(r"\*\*total\*\* \| (\d+) \| (\d+) \|", index)
-    assert total_row and (int(total_row.group(1)), int(total_row.group(2))) == (
-        sum(r[2] for r in rows), sum(r[3] for r in rows))
+    paths = index.split("## Schedule", 1)[1].split("\n### ")[1:]      # one table per path (tools/schedule.py)
+    assert paths, "the schedule has a table per path"
+    for table in paths:
+        rows = schedule_rows(table)
+        assert len(rows) >= 4, "a schedule lists its episodes, a break and the finish"
+        check_schedule(rows)
+        total_row = re.search(r"\*\*total\*\* \| (\d+) \| (\d+) \|", table)
+        assert total_row and (int(total_row.group(1)), int(total_row.group(2))) == (
+            sum(r[2] for r in rows), sum(r[3] for r in rows))
+    assert len(schedule_rows(paths[-1])) >= len(EPISODES) + 2, "the last path is the full day: every episode"
 
 
 def test_the_instructor_notes_timings_match_the_episodes():
@@ -270,7 +274,7 @@ def test_the_schedule_check_catches_a_wrong_sum():
 def test_instructor_notes_cover_the_usual_stumbles():
     notes = (ROOT / "instructors" / "instructor-notes.md").read_text()
     for topic in ("RGB versus BGR", "Normalisation", "Wrong class ids", "Hooks piling up",
-                  "Widgets that do not render", "torch installs"):
+                  "Widgets that do not render", "torch installs", "Re-running a cell"):
         assert f"**{topic}" in notes, topic
 
 

@@ -247,8 +247,9 @@ def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
         f"<!-- {GENERATED} episodes/{path.name} by tools/notebooks.py: edit the episode, not this notebook. -->")]
     if target == HANDOUT:
         cells.append(nbformat.v4.new_markdown_cell(
-            "*Live-coding handout: type the code along with your instructor. The full notebook, with "
-            "every cell filled in, is one folder up.*"))
+            "*Live-coding handout: type the code along with your instructor. Cells that start with "
+            "\"Show, do not type\" are filled in: run them as your instructor shows them. The full "
+            "notebook, with every cell filled in, is one folder up.*"))
     seen: Dict[int, int] = {}        # group -> how many of its Markdown parts were shown so far
     for part in parts:
         same_group = [p for p in parts if p.group == part.group] if part.fold else []

@@ -219,3 +219,27 @@ def test_the_question_checks_catch_a_giveaway_and_an_unannounced_second_answer()
     assert verdicts(options, solution) == {"A": "Wrong", "B": "Right", "C": "Right"}
     assert "choose all that apply" not in prose.lower()
     assert shown_length("**B.** `x`  y") == len("B. x y")
+
+
+# --- known stumbles -----------------------------------------------------------------------------
+
+def test_episode_3s_gradient_cell_can_run_again():
+    """Learners re-run the cell after fixing a typo: it keeps the graph (retain_graph=True), so the
+    second run works; without that, the same cell fails the second time."""
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = get_ipython()
+    code = [c for c in _cells(ROOT / "notebooks" / "03-gradcam-by-hand.ipynb")
+            if c["cell_type"] == "code" and not FOLDED & _tags(c)]
+    source = ["".join(c["source"]) for c in code]
+    setup = next(s for s, c in zip(source, code) if "setup" in _tags(c))
+    hook = next(s for s in source if "register_forward_hook(keep_output)" in s)
+    gradient = next(s for s in source if "torch.autograd.grad(score, activations" in s)
+    for cell in (setup, hook, gradient, gradient):
+        result = shell.run_cell(cell)
+        assert result.success, result.error_in_exec
+    without = gradient.replace(", retain_graph=True", "")
+    assert without != gradient
+    assert shell.run_cell(hook).success and shell.run_cell(without).success
+    again = shell.run_cell(without)
+    assert not again.success and "a second time" in str(again.error_in_exec)

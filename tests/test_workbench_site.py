@@ -10,10 +10,7 @@ Skipped only where R or sandpaper is missing (`python lesson.py workbench` says 
 from __future__ import annotations
 
 import html.parser
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
@@ -21,20 +18,17 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
-import lesson  # noqa: E402
+from test_workbench import EPISODES, ROOT, copy_lesson, run_workbench, workbench_missing
+
+sys.path.insert(0, str(ROOT / "tools"))
 import notebooks as notebook_tool  # noqa: E402
 
-EPISODES = sorted((ROOT / "episodes").glob("*.md"))
-#: What sandpaper reads, and what `python lesson.py workbench` needs to run in a copy.
-LESSON_FOLDERS = ("episodes", "learners", "instructors", "profiles")
 #: Pandoc attributes that were printed instead of read: {alt=..., {.class, {#id, {width=...
 RAW_ATTRIBUTES = re.compile(r"\{(?:[.#][\w-]|[\w-]+=)")
-#: Standalone images in an episode: the ones pandoc makes figures of.
 #: varnish 1.1.1 ships favicons for swc, dc, lc and cp but none for the Incubator, yet every page's
 #: <head> links favicons/incubator/...: browsers then show no icon. Not the lesson's to fix.
 VARNISH_FAVICONS_GAP = re.compile(r"(^|/)favicons/incubator/")
+#: Standalone images in an episode: the ones pandoc makes figures of.
 SOURCE_FIGURE = re.compile(r"^!\[(?P<caption>[^\]]*)\]\((?P<src>[^)\s]+)\)(?:\{alt=(?P<q>['\"])(?P<alt>.*?)(?P=q)\})?",
                            flags=re.M)
 
@@ -113,37 +107,6 @@ def plain(text: str) -> str:
 
 
 # ------------------------------------------------------------------------ one build per session
-
-def copy_lesson(destination: Path) -> Path:
-    """What the Workbench and `lesson.py workbench` read: the top-level files, the lesson's folders
-    and tools/workbench.R (no .git, .venv, notebooks or earlier builds)."""
-    destination.mkdir(parents=True)
-    for path in ROOT.iterdir():
-        if path.is_file():
-            shutil.copy2(path, destination / path.name)
-    for folder in LESSON_FOLDERS:
-        shutil.copytree(ROOT / folder, destination / folder)
-    (destination / "tools").mkdir()
-    shutil.copy2(ROOT / "tools" / "workbench.R", destination / "tools" / "workbench.R")
-    return destination
-
-
-def workbench_missing() -> Optional[str]:
-    """Why the Workbench cannot run here (R or sandpaper missing), or None."""
-    rscript = lesson.find_rscript()
-    if rscript is None:
-        return "R is not installed (no Rscript)"
-    if not lesson.r_versions(rscript).get("sandpaper"):
-        return "the R package sandpaper is not installed"
-    return None
-
-
-def run_workbench(copy: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LESSON_OFFLINE="1")
-    env.pop("LESSON_R_PACKAGES", None)
-    return subprocess.run([sys.executable, str(copy / "lesson.py"), "workbench"], cwd=copy, env=env,
-                          capture_output=True, text=True, timeout=900)
-
 
 @pytest.fixture(scope="session")
 def workbench_site(tmp_path_factory) -> Path:

@@ -362,7 +362,8 @@ def install_r_packages(rscript: str, folder: Path) -> None:
     if DRY_RUN:
         return
     now = r_versions(rscript, [name for name, _, _ in wanted])
-    failed = [f"{name} {version}" for name, version, _ in wanted if version_tuple(now.get(name)) != version_tuple(version)]
+    failed = [f"{name} {version}" for name, version, _ in wanted
+              if version_tuple(now.get(name)) != version_tuple(version)]
     if failed:
         raise SystemExit(f"Installing from {folder} failed for {', '.join(failed)} (R's messages are above): "
                          f"a package the folder lacks may be missing; install it, then run this again.")

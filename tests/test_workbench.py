@@ -75,10 +75,21 @@ def test_without_r_one_line_says_how_to_install_it(tmp_path):
         assert where in lesson.MISSING_R
 
 
+def test_on_windows_rscript_is_found_in_the_newest_r_install(tmp_path, monkeypatch):
+    for version in ("4.3.1", "4.10.0", "4.9.2"):
+        (tmp_path / "R" / f"R-{version}" / "bin").mkdir(parents=True)
+        (tmp_path / "R" / f"R-{version}" / "bin" / "Rscript.exe").touch()
+    monkeypatch.setenv("ProgramFiles", str(tmp_path))
+    found = lesson.find_rscript(which=lambda name: None, platform="win32")
+    assert found == str(tmp_path / "R" / "R-4.10.0" / "bin" / "Rscript.exe")
+    assert lesson.find_rscript(which=lambda name: None, platform="linux") is None
+
+
 def test_pandoc_and_sandpaper_get_a_line_each_naming_the_fix():
     assert lesson.workbench_problems({"R": "4.2.2", "pandoc": "2.17.1.1", "sandpaper": "0.20.2"}) == []
     old_pandoc = lesson.workbench_problems({"R": "4.2.2", "pandoc": "2.9.2.1", "sandpaper": "0.20.2"})
-    assert len(old_pandoc) == 1 and "pandoc 2.11 or newer" in old_pandoc[0] and "(R finds pandoc 2.9.2.1)" in old_pandoc[0]
+    assert len(old_pandoc) == 1
+    assert "pandoc 2.11 or newer" in old_pandoc[0] and "(R finds pandoc 2.9.2.1)" in old_pandoc[0]
     nothing = lesson.workbench_problems({"R": "4.2.2", "pandoc": None, "sandpaper": None})
     assert nothing == [lesson.MISSING_PANDOC.format(minimum="2.11", found=""), lesson.MISSING_SANDPAPER]
     for line in nothing:

@@ -68,6 +68,8 @@ needs_r = pytest.mark.skipif(lesson.find_rscript() is None, reason="R is not ins
 # ------------------------------------------------------------------------ what is missing, and how to get it
 
 def test_without_r_one_line_says_how_to_install_it(tmp_path):
+    if lesson.find_rscript(which=lambda name: None) is not None:
+        pytest.skip("R is installed where lesson.py looks besides PATH (macOS's R.framework)")
     result = run_workbench(PATH=str(tmp_path))                    # a PATH with nothing on it
     assert result.returncode == 1
     assert lines(result) == [lesson.MISSING_R]

@@ -23,9 +23,10 @@ LAYERS: List[Tuple[str, ...]] = [
     ("modelstate",),                               # a model's lock, eval mode, device and dtype
     ("architectures",),                            # layouts of layer outputs, the dry run, target layers
     ("cam", "images", "models"),                   # the CAM mechanism; load_image; load_model
-    ("viz", "trust", "explorer_graphs", "check"),  # pictures; other methods and tests of them; the checker
-    ("shortcut", "setup"),                         # episode 7's experiment; the set-up
-    ("claims", "widgets"),                         # the lesson's claims; the explorer's widgets
+    ("viz", "trust", "check", "explorer_state"),   # pictures; other methods, tests of them; the checker;
+                                                   # what an explorer shows
+    ("shortcut", "setup", "explorer_graphs"),      # episode 7's experiment; the set-up; an explorer's maps
+    ("claims", "widgets"),                         # the lesson's claims; the explorer's view
 ]
 #: ``helpers/__init__.py`` imports each public name on first use (importlib), so it sits above all.
 ABOVE_ALL = {"__init__"}

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .architectures import input_size, needs_fixed_size
 from .downloads import MAX_IMAGE_BYTES, read_url
 
 if TYPE_CHECKING:                                     # pragma: no cover
@@ -134,8 +135,6 @@ def preprocessing(model: "nn.Module") -> Preprocessing:
     >>> preprocessing(resnet18()).mean
     (0.485, 0.456, 0.406)
     """
-    from .architectures import input_size, needs_fixed_size
-
     imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))              # IMAGENET_MEAN, IMAGENET_STD
     if hasattr(model, "lesson_name"):
         return Preprocessing(*imagenet, (224, 224), False, f"the lesson's ({model.lesson_name})")

@@ -28,6 +28,9 @@ if TYPE_CHECKING:                                     # pragma: no cover
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
+#: The same, as tuples (mean, std), for ``Preprocessing``.
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
 #: The longest side an image is scaled to, whatever ``size`` asks.
 MAX_SIDE = 1024
 #: Images with more pixels than this are refused before they are decoded (decompression bombs).
@@ -126,27 +129,72 @@ def preprocessing(model: "nn.Module") -> Preprocessing:
     - The lesson's models (``model.lesson_name``): ImageNet's mean and std, 224 px, any shape.
     - timm models: timm's data config (``timm.data.resolve_data_config``). Many timm ViTs use
       a mean and std of 0.5, not ImageNet's.
-    - Other models (torchvision's): ImageNet's mean and std, which every torchvision ImageNet
-      weight uses (``weights.transforms()`` shows them), and the model's size: 224 px, or a
-      torchvision ViT's ``image_size``.
+    - torchvision's classifiers: the transforms of the torchvision weights made for that
+      architecture (found by its parameter count, the classifier aside): ImageNet's mean and
+      std, and their size: 299 px for Inception v3, 300 for EfficientNet-B3, 384 for
+      EfficientNet-V2-S, 256 for Swin-V2-T, 224 for most.
+    - A wrapped model (``DataParallel``, ``torch.compile``, ``nn.Sequential(model, ...)``, a
+      module of your own around a timm or torchvision model): that of the outermost model
+      inside that says. Anything else: ImageNet's mean and std at 224 px.
 
-    >>> from torchvision.models import resnet18
-    >>> preprocessing(resnet18()).mean
-    (0.485, 0.456, 0.406)
+    >>> from torchvision.models import inception_v3, resnet18
+    >>> preprocessing(resnet18()).mean, preprocessing(inception_v3(init_weights=False)).size  # doctest: +SKIP
+    ((0.485, 0.456, 0.406), (299, 299))
     """
     from .architectures import input_size, needs_fixed_size
 
-    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))              # IMAGENET_MEAN, IMAGENET_STD
-    if hasattr(model, "lesson_name"):
-        return Preprocessing(*imagenet, (224, 224), False, f"the lesson's ({model.lesson_name})")
-    if getattr(model, "pretrained_cfg", None):
+    for module in model.modules():                        # the model itself first, then what it wraps
+        found = _own_preprocessing(module, needs_fixed_size)
+        if found is not None:
+            return found
+    return Preprocessing(*IMAGENET, input_size(model), needs_fixed_size(model),
+                         "ImageNet's (torchvision's weights use it)")
+
+
+def _own_preprocessing(module: "nn.Module", needs_fixed_size) -> Optional[Preprocessing]:
+    """What ``module`` itself says about its preprocessing (not what it wraps), or None."""
+    if hasattr(module, "lesson_name"):
+        return Preprocessing(*IMAGENET, (224, 224), False, f"the lesson's ({module.lesson_name})")
+    if getattr(module, "pretrained_cfg", None) and not hasattr(module, "_orig_mod"):
         from timm.data import resolve_data_config
 
-        config = resolve_data_config({}, model=model)
+        config = resolve_data_config({}, model=module)
         return Preprocessing(tuple(config["mean"]), tuple(config["std"]), tuple(config["input_size"][1:]),
-                             needs_fixed_size(model), "timm's data config")
-    return Preprocessing(*imagenet, input_size(model), needs_fixed_size(model),
-                         "ImageNet's (torchvision's weights use it)")
+                             needs_fixed_size(module), "timm's data config")
+    weights = torchvision_weights(module)
+    if weights is not None:
+        transforms = weights.transforms()
+        side = int(transforms.crop_size[0])
+        return Preprocessing(tuple(transforms.mean), tuple(transforms.std), (side, side), needs_fixed_size(module),
+                             f"torchvision's {weights}")
+    return None
+
+
+def torchvision_weights(model: "nn.Module"):
+    """The torchvision ImageNet weights made for ``model``'s architecture, or None.
+
+    Matched by the builder's class and the number of parameters without the classifier (so a
+    model given a new head for other classes still matches): ``Inception_V3_Weights.IMAGENET1K_V1``
+    for ``inception_v3(num_classes=2)``. Reads torchvision's metadata only; nothing is downloaded.
+    """
+    import torch.nn as nn
+    import torchvision.models as models
+
+    if not type(model).__module__.startswith("torchvision.models."):
+        return None
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    classes = linears[-1].out_features if linears else None
+    heads = [m for m in linears if m.out_features == classes]
+    body = sum(p.numel() for p in model.parameters()) - sum(p.numel() for h in heads for p in h.parameters())
+    for name in models.list_models(module=models):
+        if models.get_model_builder(name).__annotations__.get("return") is not type(model):
+            continue
+        for weights in models.get_model_weights(name):
+            count = len(weights.meta["categories"])
+            their_heads = sum(h.in_features * count + (count if h.bias is not None else 0) for h in heads)
+            if weights.meta["num_params"] - their_heads == body:
+                return weights
+    return None
 
 
 def load_image(source: ImageSource, size: Optional[int] = None,

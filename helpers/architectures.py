@@ -12,10 +12,11 @@ the same step (stride) across and down. See :func:`infer_layout` for the exact r
 
 ``survey(model)`` runs the model once on a blank image (in eval mode, without gradients,
 hooks removed after) and lists every layer whose output is such a grid, in the order the
-layers finish. ``target_layer_choice`` picks from that list; ``helpers.models`` uses it.
+layers finish. ``target_layer_choices`` picks from that list (the lesson's two models,
+ResNet-50 and EfficientNet-Lite0, by name); ``helpers.models`` and ``helpers.cam`` use it.
 
 >>> from torchvision.models import vgg11_bn                      # doctest: +SKIP
->>> target_layer_choice(vgg11_bn(weights=None)).name             # doctest: +SKIP
+>>> target_layer_choices(vgg11_bn(weights=None))[0].name         # doctest: +SKIP
 'features'
 """
 
@@ -24,10 +25,12 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+
+from .modelstate import eval_mode, model_device, model_dtype, model_lock
 
 #: Layers that only pool, drop, flatten or rearrange: never a target of their own.
 PASS_THROUGH = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Dropout2d,
@@ -190,8 +193,6 @@ def survey(model: nn.Module) -> List[LayerOutput]:
     gradients; every hook is removed and every submodule's mode restored after, on error too.
     The answer is remembered for this model until its set of layers changes.
     """
-    from .cam import model_lock
-
     # The model's lock is held for the whole survey, so another thread's forward pass cannot
     # fire the dry run's hooks (nor is a result computed while racing remembered).
     with model_lock(model):
@@ -199,8 +200,6 @@ def survey(model: nn.Module) -> List[LayerOutput]:
 
 
 def _survey_locked(model: nn.Module) -> List[LayerOutput]:
-    from .cam import eval_mode, model_device
-
     signature = hash(tuple(id(module) for module in model.modules()))
     cached = _SURVEYS.get(model)
     if cached is not None and cached[0] == signature:
@@ -219,9 +218,7 @@ def _survey_locked(model: nn.Module) -> List[LayerOutput]:
         if layout is not None and layout.grid[0] * layout.grid[1] > 1:
             found.append(LayerOutput(display_name(names[module]), module, tuple(output.shape), layout))
 
-    parameter = next(model.parameters(), None)
-    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
-    blank = torch.zeros(1, 3, *size, dtype=dtype, device=model_device(model))
+    blank = torch.zeros(1, 3, *size, dtype=model_dtype(model), device=model_device(model))
     handles = [module.register_forward_hook(hook) for module in names]
     try:
         with eval_mode(model), torch.no_grad():
@@ -271,8 +268,8 @@ def _depth(name: str) -> int:
     return name.count(".") + name.count("[")
 
 
-def target_layer_choices(model: nn.Module, limit: int = 4) -> List[Choice]:
-    """Candidate target layers from coarse (deep) to fine (shallow); the first is the default.
+def surveyed_choices(model: nn.Module, limit: int = 4) -> List[Choice]:
+    """Candidate target layers of any classifier, from its dry run, coarse (deep) to fine (shallow).
 
     - Vision transformers (the last grid the model makes is tokens): each block's first
       LayerNorm (``blocks[-1].norm1`` in timm, ``encoder.layers[-1].ln_1`` in torchvision),
@@ -317,4 +314,42 @@ def target_layer_choices(model: nn.Module, limit: int = 4) -> List[Choice]:
     return [Choice(first.name, first.module, reason)] + [Choice(o.name, o.module, "") for o in ordered[1:limit]]
 
 
-Reshape = Callable[[torch.Tensor], torch.Tensor]
+# --- the lesson's two models, by name; any other classifier from its dry run ---------------------
+
+def is_resnet(model: nn.Module) -> bool:
+    """True for torchvision's ResNets (the lesson's ResNet-50)."""
+    from torchvision.models import ResNet       # torchvision loads on first use, not with the helpers
+
+    return isinstance(model, ResNet)
+
+
+def is_efficientnet(model: nn.Module) -> bool:
+    """True for timm's EfficientNets (the lesson's stand-in, EfficientNet-Lite0)."""
+    return type(model).__name__ == "EfficientNet" and hasattr(model, "blocks") and hasattr(model, "conv_head")
+
+
+def target_layer_choices(model: nn.Module) -> List[Choice]:
+    """Candidate target layers from coarse (deep) to fine (shallow); the first is the default.
+
+    ResNets: ``layer4`` to ``layer1``; the stand-in: its last four blocks; any other
+    classifier: ``surveyed_choices`` (one dry run). A model the dry run fails on gets a
+    ``ValueError`` that says so.
+    """
+    if is_resnet(model):
+        reason = ("layer4: ResNet's last convolutional stage (2048 feature maps of 7x7 for a 224 px image); "
+                  "after it the model averages the grid away, so this is the last place that says where.")
+        return [Choice(name, getattr(model, name), reason if name == "layer4" else "")
+                for name in ("layer4", "layer3", "layer2", "layer1")]
+    if is_efficientnet(model):
+        count = len(model.blocks)
+        reason = (f"blocks[{count - 1}]: the last block of EfficientNet's convolutional stages (the lesson's "
+                  f"choice for the stand-in; only a 1x1 convolution head follows before the pooling).")
+        return [Choice(f"blocks[{i}]", model.blocks[i], reason if i == count - 1 else "")
+                for i in range(count - 1, max(count - 5, -1), -1)]
+    try:
+        return surveyed_choices(model)
+    except ValueError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the dry run can fail in any way for a non-classifier
+        raise ValueError(f"could not find target layers for a {type(model).__name__}: a dry run on a blank "
+                         f"image failed ({type(error).__name__}: {error}); pass target_layers yourself") from error

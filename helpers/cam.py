@@ -19,17 +19,16 @@ The other methods change only that step; see ``METHODS``.
 
 from __future__ import annotations
 
-import threading
-import weakref
-from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .architectures import infer_layout, prefix_tokens, target_layer_choices, to_feature_map
 from .labels import check_class_id
+from .modelstate import eval_mode, model_device, model_dtype, model_lock
 
 
 # --- 3. the methods: (activations [N,C,h,w], gradients [N,C,h,w]) -> maps [N,h,w] -----------
@@ -103,39 +102,6 @@ def _method(name: str) -> Method:
 
 # --- 1. the forward pass that keeps the activations -------------------------------------------
 
-_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-def model_lock(model: nn.Module) -> threading.RLock:
-    """The lock that serialises the helpers' work on ``model`` (one per model, gone with the model).
-
-    Two threads explaining with one model would otherwise see each other's hooks and
-    each other's eval/train switches.
-    """
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(model)
-        if lock is None:
-            lock = _LOCKS[model] = threading.RLock()
-        return lock
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for a while, then give every submodule back its own mode.
-
-    Holds the model's lock meanwhile, so that another thread cannot switch modes in between.
-    """
-    with model_lock(model):
-        modes = [(module, module.training) for module in model.modules()]
-        model.eval()
-        try:
-            yield model
-        finally:
-            for module, training in modes:
-                module.training = training
-
-
 def layer_name(model: nn.Module, layer: nn.Module) -> str:
     """The attribute path of ``layer`` inside ``model`` (``"layer4"``), or its class name."""
     for name, module in model.named_modules():
@@ -207,8 +173,6 @@ def forward_with_activations(model: nn.Module, target_layers: Sequence[nn.Module
 def _automatic_reshape(model: nn.Module, module: nn.Module, output: object,
                        image_size: Tuple[int, int]) -> Optional[Reshape]:
     """None for a feature map [N, C, h, w]; a reshape for tokens or channels last; else a clear error."""
-    from .architectures import infer_layout, prefix_tokens, to_feature_map
-
     if isinstance(output, torch.Tensor) and output.dim() in (3, 4):
         layout = infer_layout(tuple(output.shape), image_size, prefix_tokens(model))
         if layout is None and output.dim() == 4:
@@ -350,14 +314,6 @@ def check_input(input_tensor: object) -> torch.Tensor:
     return input_tensor
 
 
-def model_dtype(model: nn.Module) -> torch.dtype:
-    """The dtype of the model's first floating-point parameter (float32 for a model without any)."""
-    for parameter in model.parameters():
-        if parameter.is_floating_point():
-            return parameter.dtype
-    return torch.float32
-
-
 def model_input(model: nn.Module, input_tensor: object) -> torch.Tensor:
     """A checked copy of ``input_tensor`` on the model's device, in the model's dtype.
 
@@ -384,16 +340,7 @@ def check_target_layers(model: nn.Module, target_layers: object) -> List[nn.Modu
 
 
 def _example_layers(model: nn.Module) -> List[str]:
-    from .models import layer_choices
-
     try:
-        return list(layer_choices(model))[:2]
+        return [choice.name for choice in target_layer_choices(model)][:2]
     except ValueError:
         return ["the last convolutional block"]
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (the CPU for a model without any)."""
-    for parameter in model.parameters():
-        return parameter.device
-    return torch.device("cpu")

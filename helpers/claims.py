@@ -25,8 +25,16 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 
+from . import trust
 from ._files import read_data_file
+from .cam import gradcam
+from .downloads import fetch
+from .images import load_image
+from .labels import class_name
+from .models import default_target_layers, load_model
+from .modelstate import eval_mode, model_device
 
 REGIONS_FILE = Path(__file__).resolve().parent.parent / "data" / "regions.json"
 
@@ -161,19 +169,12 @@ class Lab:
 
     def image(self, name: str):
         if name not in self._images:
-            from .downloads import fetch
-            from .images import load_image
-
             self._images[name] = load_image(fetch(name))
         return self._images[name]
 
     def probabilities(self, name: str) -> np.ndarray:
         key = ("p", name)
         if key not in self._cache:
-            import torch
-
-            from .cam import eval_mode, model_device
-
             with eval_mode(self.model), torch.no_grad():
                 logits = self.model(self.image(name)[0].to(model_device(self.model)))
             self._cache[key] = torch.softmax(logits[0].float(), dim=0).cpu().numpy()
@@ -186,17 +187,12 @@ class Lab:
         class_id = self.top(name) if class_id is None else class_id
         key = ("cam", name, class_id, method)
         if key not in self._cache:
-            from .cam import gradcam
-            from .models import default_target_layers
-
             self._cache[key] = gradcam(self.model, default_target_layers(self.model), class_id,
                                        self.image(name)[0], method=method)
         return self._cache[key]
 
 
 def _label(class_id: int) -> str:
-    from .labels import class_name
-
     return class_name(class_id)
 
 
@@ -249,31 +245,25 @@ def _cat_in_top5(lab: Lab) -> Tuple[str, bool]:
 
 
 def _cascade_changes_gradcam(lab: Lab) -> Tuple[str, bool]:
-    from .models import default_target_layers
-    from .trust import randomisation_check
-
-    result = randomisation_check(lab.model, default_target_layers, [245, 281], lab.image("both.png")[0],
+    result = trust.randomisation_check(lab.model, default_target_layers, [245, 281], lab.image("both.png")[0],
                                  seeds=range(2), stages=3, progress=False)
     return f"mean Spearman {result['mean']:.2f} ({result['stages']})", bool(result["mean"] < 0.5)
 
 
 def _cascade_keeps_guided_backprop(lab: Lab) -> Tuple[str, bool]:
-    from .trust import guided_backprop, guided_model, randomised_model, spearman
-
     x = lab.image("both.png")[0]
-    guided = guided_model(lab.model)
-    _, randomised = randomised_model(lab.model, 0, 3)
-    guided_random = guided_model(randomised)
+    guided = trust.guided_model(lab.model)
+    _, randomised = trust.randomised_model(lab.model, 0, 3)
+    guided_random = trust.guided_model(randomised)
     del randomised
-    rho = float(np.mean([spearman(guided_backprop(lab.model, c, x, guided),
-                                  guided_backprop(guided_random, c, x, guided_random)) for c in (245, 281)]))
+    rho = float(np.mean([trust.spearman(trust.guided_backprop(lab.model, c, x, guided),
+                                        trust.guided_backprop(guided_random, c, x, guided_random))
+                         for c in (245, 281)]))
     return f"mean Spearman {rho:.2f}", rho > 0.7
 
 
 def _faithful(curve_name: str):
     def check(lab: Lab) -> Tuple[str, bool]:
-        from . import trust
-
         curve = getattr(trust, f"{curve_name}_curve")
         x = lab.image("both.png")[0]
         top = lab.top("both.png")
@@ -389,10 +379,6 @@ def preflight(model_name: Optional[str] = None, names: Optional[Sequence[str]] =
     ``model_name`` defaults to ``LESSON_MODEL`` (ResNet-50 with its real weights when they can be had);
     ``names`` picks some claims (default: all).
     """
-    import torch
-
-    from .models import load_model
-
     torch.manual_seed(0)                     # a random-weights model is then the same every run
     model = load_model(model_name)
     print(f"Checking the lesson's claims against {model.lesson_name} ...", flush=True)
@@ -422,9 +408,6 @@ def draw_regions(path: Optional[Path] = None, size: int = 224):
     """A figure of the lesson images with their regions drawn; saved to ``path`` when given."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
-
-    from .downloads import fetch
-    from .images import load_image
 
     names = list(_all_regions())
     columns = 2

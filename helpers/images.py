@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .architectures import input_size, needs_fixed_size
 from .downloads import MAX_IMAGE_BYTES, read_url
 
 if TYPE_CHECKING:                                     # pragma: no cover
@@ -141,17 +142,15 @@ def preprocessing(model: "nn.Module") -> Preprocessing:
     >>> preprocessing(resnet18()).mean, preprocessing(inception_v3(init_weights=False)).size  # doctest: +SKIP
     ((0.485, 0.456, 0.406), (299, 299))
     """
-    from .architectures import input_size, needs_fixed_size
-
     for module in model.modules():                        # the model itself first, then what it wraps
-        found = _own_preprocessing(module, needs_fixed_size)
+        found = _own_preprocessing(module)
         if found is not None:
             return found
     return Preprocessing(*IMAGENET, input_size(model), needs_fixed_size(model),
                          "ImageNet's (torchvision's weights use it)")
 
 
-def _own_preprocessing(module: "nn.Module", needs_fixed_size) -> Optional[Preprocessing]:
+def _own_preprocessing(module: "nn.Module") -> Optional[Preprocessing]:
     """What ``module`` itself says about its preprocessing (not what it wraps), or None."""
     if hasattr(module, "lesson_name"):
         return Preprocessing(*IMAGENET, (224, 224), False, f"the lesson's ({module.lesson_name})")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from . import downloads
+from .architectures import target_layer_choices
 from .downloads import fetch
 
 #: The models load_model knows. "resnet50_untrained" has random weights: for timing tests only.
@@ -280,40 +281,6 @@ def load_model(name: Optional[str] = None, device: str = "cpu") -> nn.Module:
     return model.to(device).eval()
 
 
-def _is_resnet(model: nn.Module) -> bool:
-    from torchvision.models import ResNet
-
-    return isinstance(model, ResNet)
-
-
-def _is_efficientnet(model: nn.Module) -> bool:
-    return type(model).__name__ == "EfficientNet" and hasattr(model, "blocks") and hasattr(model, "conv_head")
-
-
-def _choices(model: nn.Module) -> List["Choice"]:
-    """The lesson's two models by name; any other classifier from one dry run (helpers.architectures)."""
-    from .architectures import Choice, target_layer_choices
-
-    if _is_resnet(model):
-        reason = ("layer4: ResNet's last convolutional stage (2048 feature maps of 7x7 for a 224 px image); "
-                  "after it the model averages the grid away, so this is the last place that says where.")
-        return [Choice(name, getattr(model, name), reason if name == "layer4" else "")
-                for name in ("layer4", "layer3", "layer2", "layer1")]
-    if _is_efficientnet(model):
-        count = len(model.blocks)
-        reason = (f"blocks[{count - 1}]: the last block of EfficientNet's convolutional stages (the lesson's "
-                  f"choice for the stand-in; only a 1x1 convolution head follows before the pooling).")
-        return [Choice(f"blocks[{i}]", model.blocks[i], reason if i == count - 1 else "")
-                for i in range(count - 1, max(count - 5, -1), -1)]
-    try:
-        return target_layer_choices(model)
-    except ValueError:
-        raise
-    except Exception as error:  # noqa: BLE001 - the dry run can fail in any way for a non-classifier
-        raise ValueError(f"could not find target layers for a {type(model).__name__}: a dry run on a blank "
-                         f"image failed ({type(error).__name__}: {error}); pass target_layers yourself") from error
-
-
 def layer_choices(model: nn.Module) -> Dict[str, nn.Module]:
     """The layers worth choosing as GradCAM targets, by name, from coarse (deep) to fine (shallow).
 
@@ -326,7 +293,7 @@ def layer_choices(model: nn.Module) -> Dict[str, nn.Module]:
     >>> list(layer_choices(resnet18(weights=None)))             # doctest: +SKIP
     ['layer4', 'layer3', 'layer2', 'layer1']
     """
-    return {choice.name: choice.module for choice in _choices(model)}
+    return {choice.name: choice.module for choice in target_layer_choices(model)}
 
 
 def default_target_layers(model: nn.Module, explain: bool = False) -> List[nn.Module]:
@@ -336,7 +303,7 @@ def default_target_layers(model: nn.Module, explain: bool = False) -> List[nn.Mo
     its last block's first LayerNorm (``model.blocks[-1].norm1`` in timm). ``explain=True``
     prints which layer was picked and why (``explain_target_layer`` returns that text).
     """
-    choice = _choices(model)[0]
+    choice = target_layer_choices(model)[0]
     if explain:
         print(choice.reason)
     return [choice.module]
@@ -344,4 +311,4 @@ def default_target_layers(model: nn.Module, explain: bool = False) -> List[nn.Mo
 
 def explain_target_layer(model: nn.Module) -> str:
     """Which layer ``default_target_layers`` picks for ``model``, and why, in a sentence or two."""
-    return _choices(model)[0].reason
+    return target_layer_choices(model)[0].reason

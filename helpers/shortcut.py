@@ -26,6 +26,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .cam import compute_cams
+from .downloads import fetch
+from .viz import overlay
+
 #: The two classes of the small model, by id.
 CLASSES = ("cat", "dog")
 CAT, DOG = 0, 1
@@ -61,8 +65,6 @@ class ShortcutData:
 
 
 def _photos() -> Dict[str, Image.Image]:
-    from .downloads import fetch
-
     return {name: Image.open(fetch(name)).convert("RGB") for name in ANIMALS}
 
 
@@ -188,8 +190,6 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
 
 def dog_maps(model: nn.Module, images: torch.Tensor) -> np.ndarray:
     """GradCAM for "dog" at the last convolutional block (``model.conv4``): float32 [N, 64, 64] in [0, 1]."""
-    from .cam import compute_cams
-
     maps, _ = compute_cams(model, [model.conv4], [DOG] * len(images), images)
     return maps
 
@@ -259,8 +259,6 @@ def show_side_by_side(images: torch.Tensor, labels: torch.Tensor, shortcut_maps:
     A white square marks the stamp's box. Returns the matplotlib figure.
     """
     import matplotlib.pyplot as plt
-
-    from .viz import overlay
 
     cats = np.flatnonzero(labels.numpy() == CAT)[: count // 2]
     dogs = np.flatnonzero(labels.numpy() == DOG)[: count - count // 2]

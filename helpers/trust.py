@@ -24,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cam import compute_cams, eval_mode, model_device, model_input
+from .architectures import is_efficientnet, is_resnet
+from .cam import compute_cams, model_input
 from .labels import check_class_id
+from .modelstate import eval_mode, model_device
 
 
 # --- pixel-level maps -----------------------------------------------------------------------
@@ -138,12 +140,10 @@ def random_like(model: nn.Module, seed: int) -> nn.Module:
 
 def cascade_stages(model: nn.Module) -> List[Tuple[str, List[str]]]:
     """The model's stages from the output down, each as (label, [module names])."""
-    from .models import _is_efficientnet, _is_resnet
-
-    if _is_resnet(model):
+    if is_resnet(model):
         return [("fc", ["fc"]), ("layer4", ["layer4"]), ("layer3", ["layer3"]), ("layer2", ["layer2"]),
                 ("layer1", ["layer1"]), ("conv1", ["conv1", "bn1"])]
-    if _is_efficientnet(model):
+    if is_efficientnet(model):
         blocks = [(f"blocks[{i}]", [f"blocks.{i}"]) for i in range(len(model.blocks) - 1, -1, -1)]
         return [("classifier", ["classifier"]), ("conv_head", ["conv_head", "bn2"])] + blocks + \
                [("conv_stem", ["conv_stem", "bn1"])]

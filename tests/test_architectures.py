@@ -137,7 +137,7 @@ def test_explore_builds_and_redraws(name):
     x, rgb = image_for(model)
     widget = explore(model, default_target_layers(model), x, rgb)
     explorer = widget.explorer
-    assert list(explorer.layers)[0] == EXPECTED_LAYER[name]
+    assert list(explorer.state.layers)[0] == EXPECTED_LAYER[name]
     assert "⚠" not in explorer.message.value
     before = explorer.heatmap.value
     others = [v for _, v in explorer.class_choice.options if v != explorer.class_choice.value]

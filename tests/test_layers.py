@@ -10,6 +10,7 @@ source says why too). The imports are read from the source with ``ast``, without
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
@@ -23,9 +24,10 @@ LAYERS: List[Tuple[str, ...]] = [
     ("modelstate",),                               # a model's lock, eval mode, device and dtype
     ("architectures",),                            # layouts of layer outputs, the dry run, target layers
     ("cam", "images", "models"),                   # the CAM mechanism; load_image; load_model
-    ("viz", "trust", "explorer_graphs", "check"),  # pictures; other methods and tests of them; the checker
-    ("shortcut", "setup"),                         # episode 7's experiment; the set-up
-    ("claims", "widgets"),                         # the lesson's claims; the explorer's widgets
+    ("viz", "trust", "check", "explorer_state"),   # pictures; other methods, tests of them; the checker;
+                                                   # what an explorer shows
+    ("shortcut", "setup", "explorer_graphs"),      # episode 7's experiment; the set-up; an explorer's maps
+    ("claims", "widgets"),                         # the lesson's claims; the explorer's view
 ]
 #: ``helpers/__init__.py`` imports each public name on first use (importlib), so it sits above all.
 ABOVE_ALL = {"__init__"}
@@ -148,6 +150,13 @@ def test_every_module_has_one_layer():
     placed = [module for layer in LAYERS for module in layer]
     assert len(placed) == len(set(placed))
     assert set(placed) | ABOVE_ALL == {path.stem for path in PACKAGE.glob("*.py")}
+
+
+def test_contributing_shows_these_layers():
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    block = text.split("## A map of the package", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    shown = [re.match(r"(\d+)  (\S.*?)  ", line).groups() for line in block.strip().splitlines()]
+    assert [(int(number), tuple(names.split(", "))) for number, names in reversed(shown)] == list(enumerate(LAYERS))
 
 
 def test_imports_inside_functions_are_only_the_lazy_ones():

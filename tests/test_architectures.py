@@ -611,6 +611,27 @@ def test_a_frozen_backbone_is_named_as_the_cause(how):
             assert agreement(model, model.backbone, x, their_model=unfrozen) < AGREE
 
 
+# --- 8. the explorer names a model's own classes ------------------------------------------------
+
+def test_the_explorer_names_the_models_own_classes():
+    import html
+
+    model, x = tiny_cnn(), noise(1, 3, 32, 32)
+    rgb = np.zeros((32, 32, 3), np.float32)
+    with left_as_it_was(model):
+        explorer = explore(model, [model[3]], x, rgb).explorer
+    labels = [label for label, _ in explorer.class_choice.options]
+    assert len(labels) == 5 and all(label == f"{i} · class {i}" for label, i in explorer.class_choice.options)
+    assert explorer.search.placeholder == "search all 10 classes" and len(explorer.search.options) == 10
+    names = ["cat", "dog", "fox", "owl", "elk", "emu", "yak", "gnu", "ant", "bee"]
+    explorer = explore(model, [model[3]], x, rgb, class_names=names).explorer
+    assert all(label == f"{i} · {names[i]}" for label, i in explorer.class_choice.options)
+    explorer.search.value = "owl"
+    assert explorer.class_choice.value == 3 and "3 · owl" in html.unescape(explorer.status.value)
+    with pytest.raises(ValueError, match="the model gives 10 class scores, class_names holds 2 items"):
+        explore(model, [model[3]], x, rgb, class_names=["cat", "dog"])
+
+
 # --- 9. wrapped and compiled models ------------------------------------------------------------
 
 def test_wrapped_and_compiled_models_keep_their_preprocessing_and_maps():
@@ -676,3 +697,20 @@ def test_class_ids_given_as_tensors_are_taken():
     with torch.no_grad():
         top = model(x).argmax(1)                                  # tensor([k])
     assert np.array_equal(gradcam(model, [model[3]], top, x), gradcam(model, [model[3]], int(top), x))
+
+
+def test_explore_refuses_a_batch_and_offers_every_layer_it_is_given():
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18(weights=None, num_classes=10).eval()
+    x, rgb = noise(2, 3, 64, 64), np.zeros((64, 64, 3), np.float32)
+    with pytest.raises(ValueError, match=r"one image at a time, but input_tensor holds 2: .*input_tensor\[i:i \+ 1\]"):
+        explore(model, [model.layer4], x, rgb)
+    with pytest.warns(UserWarning, match=r"one layer at a time: it starts at layer3, and layer4 is in its Layer list"):
+        explorer = explore(model, [model.layer3, model.layer4], x[:1], rgb).explorer
+    assert explorer.layer_choice.value == "layer3" and {"layer3", "layer4"} <= set(explorer.layer_choice.options)
+    conv = model.layer4[1].conv2                               # not among the usual choices: offered first
+    with pytest.warns(UserWarning, match=r"starts at layer3, and layer4\[1\]\.conv2 is in its Layer list"):
+        explorer = explore(model, [model.layer3, conv], x[:1], rgb).explorer
+    assert explorer.layer_choice.options[0] == "layer4[1].conv2"

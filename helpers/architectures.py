@@ -315,9 +315,10 @@ def dry_run(model: nn.Module, image_size: Optional[object] = None) -> Survey:
 
     It runs in eval mode and without gradients, at the first of ``dry_run_sizes`` the model
     takes (``image_size`` when given); every hook is removed and every submodule's mode
-    restored after, on error too. A grid counts only when the spot changes it most where the
-    spot is: so attention weights, windows (MaxViT's) and tokens kept in another order
-    (Hiera's) are not taken for a picture of the image.
+    restored after, on error too. A grid that is not a CNN's ``[N, C, h, w]`` (and any grid of
+    a transformer) counts only when the spot changes it most where the spot is: so attention
+    weights, windows and tokens kept in another order (Hiera's) are not taken for a picture of
+    the image. On a square image, only square grids count.
     The answer is remembered for this model until its set of layers changes.
     """
     key = None if image_size is None else image_pair(image_size)
@@ -341,8 +342,12 @@ def _first_size_that_runs(model: nn.Module, sizes: List[Tuple[int, int]]) -> Sur
         except Exception as error:  # noqa: BLE001 - a size the model does not take fails in any way
             failures.append((size, error))
             continue
-        outputs = [output for output, ordered in records if ordered]
-        unordered = {id(output.module): output.name for output, ordered in records if not ordered}
+        # A CNN's own maps [N, C, h, w] are taken as they are (a random CNN's spot can wander); all
+        # other layouts, and every grid of a transformer, must show the spot where it is.
+        transformer = bool(records) and records[-1][0].layout.kind != "NCHW"
+        doubtful = [(output, ordered) for output, ordered in records if output.layout.kind != "NCHW" or transformer]
+        unordered = {id(output.module): output.name for output, ordered in doubtful if not ordered}
+        outputs = [output for output, _ in records if id(output.module) not in unordered]
         return Survey(outputs, size, bool(failures) or needs_fixed_size(model), unordered)
     (size, error), tried = failures[0], ", ".join(f"{h}x{w}" for (h, w), _ in failures)
     first = f"{type(error).__name__}: {error}".splitlines()[0][:200]

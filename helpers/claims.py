@@ -29,6 +29,7 @@ import torch
 
 from . import trust
 from ._files import read_data_file
+from .architectures import class_scores
 from .cam import gradcam
 from .downloads import fetch
 from .images import load_image
@@ -176,7 +177,7 @@ class Lab:
         key = ("p", name)
         if key not in self._cache:
             with eval_mode(self.model), torch.no_grad():
-                logits = self.model(self.image(name)[0].to(model_device(self.model)))
+                logits = class_scores(self.model(self.image(name)[0].to(model_device(self.model))))
             self._cache[key] = torch.softmax(logits[0].float(), dim=0).cpu().numpy()
         return self._cache[key]
 

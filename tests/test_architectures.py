@@ -277,17 +277,23 @@ def left_as_it_was(model: nn.Module):
 
 
 def agreement(model, layer, x, ours_model=None, reshape=None, their_model=None, classes=range(10)):
-    """Max |ours - pytorch-grad-cam| at ``layer`` for the first class whose map is not blank."""
+    """Max |ours - pytorch-grad-cam| at ``layer`` for the first class whose map is not blank.
+
+    Ours runs on ``ours_model`` (default ``model``), pytorch-grad-cam on ``their_model`` (default
+    ``model``): the plain model, where pytorch-grad-cam needs one.
+    """
+    ours_model = model if ours_model is None else ours_model
+    their_model = model if their_model is None else their_model
     for class_id in classes:
-        modes = [(m, m.training) for m in (their_model or model).modules()]
-        theirs = their_gradcam(their_model or model, layer, x, class_id, reshape)
+        modes = [(m, m.training) for m in their_model.modules()]
+        theirs = their_gradcam(their_model, layer, x, class_id, reshape)
         for module, training in modes:                # pytorch-grad-cam leaves the model in eval mode,
             module.training = training
-        for parameter in (their_model or model).parameters():
+        for parameter in their_model.parameters():
             parameter.grad = None                     # and its backward() fills the weights' .grad
         if theirs.max() < 0.5:
             continue
-        ours = gradcam(ours_model or model, [layer], class_id, x)
+        ours = gradcam(ours_model, [layer], class_id, x)
         assert ours.shape == theirs.shape == tuple(x.shape[-2:])
         return float(np.abs(ours - theirs).max())
     pytest.fail("pytorch-grad-cam's map was blank for every class")
@@ -643,6 +649,7 @@ def test_wrapped_and_compiled_models_keep_their_preprocessing_and_maps():
         with left_as_it_was(wrapped):
             assert default_target_layers(wrapped) == [vit.blocks[1].norm1]
             assert np.abs(gradcam(wrapped, [vit.blocks[1].norm1], 1, x) - expected).max() < 1e-6
+    assert agreement(vit, vit.blocks[1].norm1, x, reshape=tokens_reshape(4, 4, 1)) < AGREE
 
 
 # --- 10. a layer that runs twice in one forward pass -------------------------------------------

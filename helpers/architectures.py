@@ -440,16 +440,17 @@ def _reaching(model: nn.Module, outputs: List[LayerOutput], size: Tuple[int, int
         if id(module) not in kept and isinstance(output, torch.Tensor) and output.requires_grad:
             kept[id(module)] = output
 
-    handles = [output.module.register_forward_hook(hook) for output in {id(o.module): o for o in outputs}.values()]
-    try:
-        with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
-            image = torch.randn(1, input_channels(model) or 3, *size, generator=torch.Generator().manual_seed(0))
-            image = image.to(device=model_device(model), dtype=model_dtype(model)).requires_grad_(True)
-            scores = class_scores(unwrap(model)(image))
-            gradients = torch.autograd.grad(scores.sum(), list(kept.values()), allow_unused=True) if kept else []
-    finally:
-        for handle in handles:
-            handle.remove()
+    with model_lock(model):                           # before the hooks go on: no other thread's pass fires them
+        handles = [output.module.register_forward_hook(hook) for output in {id(o.module): o for o in outputs}.values()]
+        try:
+            with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
+                image = torch.randn(1, input_channels(model) or 3, *size, generator=torch.Generator().manual_seed(0))
+                image = image.to(device=model_device(model), dtype=model_dtype(model)).requires_grad_(True)
+                scores = class_scores(unwrap(model)(image))
+                gradients = torch.autograd.grad(scores.sum(), list(kept.values()), allow_unused=True) if kept else []
+        finally:
+            for handle in handles:
+                handle.remove()
     return {key for key, gradient in zip(kept, gradients)
             if gradient is not None and bool(gradient[:, wanted[key].layout.prefix:].abs().max() > 0)}
 

@@ -16,6 +16,8 @@ sees it) as it would without the magic.
 
 from __future__ import annotations
 
+import sys
+
 TITLE = "Output of the solution (click to open)"
 
 
@@ -29,9 +31,8 @@ def solution(line: str, cell: str) -> None:
 
     shell = get_ipython()
     if shell is None:
-        import __main__
-
-        exec(compile(cell, "<%%solution cell>", "exec"), vars(__main__))     # noqa: S102 - the learner's own cell
+        namespace = vars(sys.modules["__main__"])
+        exec(compile(cell, "<%%solution cell>", "exec"), namespace)     # noqa: S102 - the learner's own cell
         return
     if getattr(shell, "kernel", None) is None:
         shell.run_cell(cell).raise_error()

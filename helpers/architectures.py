@@ -302,7 +302,7 @@ def display_name(name: str) -> str:
     return out
 
 
-_SURVEYS: "weakref.WeakKeyDictionary[nn.Module, Tuple[int, Dict[object, Survey]]]" = weakref.WeakKeyDictionary()
+_SURVEYS: "weakref.WeakKeyDictionary[nn.Module, Tuple[int, Dict[object, object]]]" = weakref.WeakKeyDictionary()
 
 
 def survey(model: nn.Module, image_size: Optional[object] = None) -> List[LayerOutput]:
@@ -319,7 +319,8 @@ def dry_run(model: nn.Module, image_size: Optional[object] = None) -> Survey:
     a transformer) counts only when the spot changes it most where the spot is: so attention
     weights, windows and tokens kept in another order (Hiera's) are not taken for a picture of
     the image. On a square image, only square grids count.
-    The answer is remembered for this model until its set of layers changes.
+    The answer (or the error when no size runs) is remembered for this model until its set
+    of layers changes.
     """
     key = None if image_size is None else image_pair(image_size)
     # The model's lock is held for the whole dry run, so another thread's forward pass cannot
@@ -330,8 +331,14 @@ def dry_run(model: nn.Module, image_size: Optional[object] = None) -> Survey:
         if cached is None or cached[0] != signature:
             cached = _SURVEYS[model] = (signature, {})
         if key not in cached[1]:
-            cached[1][key] = _first_size_that_runs(model, dry_run_sizes(model, key))
-        return cached[1][key]
+            try:
+                cached[1][key] = _first_size_that_runs(model, dry_run_sizes(model, key))
+            except ValueError as error:               # remembered too: trying every size again would be slow
+                cached[1][key] = error
+        found = cached[1][key]
+        if isinstance(found, ValueError):
+            raise ValueError(str(found))
+        return found
 
 
 def _first_size_that_runs(model: nn.Module, sizes: List[Tuple[int, int]]) -> Survey:

@@ -104,18 +104,28 @@ def _probe(url: str, timeout: float) -> Optional[str]:
         return None if error.code == 405 else f"it answered HTTP {error.code}"    # 405: no HEAD, but there
     except urllib.error.URLError as error:
         return str(error.reason)
-    except (OSError, ValueError) as error:
+    except Exception as error:   # noqa: BLE001 - OSError, ValueError, http.client's InvalidURL...: a reason, not a traceback
         return str(error) or type(error).__name__
+
+
+def _local_index_problem(url: str) -> Optional[str]:
+    """Why a local index (a folder, or a file:// URL) cannot be used, or None when the folder is there."""
+    folder = Path(urllib.request.url2pathname(url[len("file://"):]) if url.startswith("file://") else url)
+    if not folder.expanduser().is_dir():
+        return f"it is not an http(s) URL, and there is no folder {folder}"
+    return None
 
 
 def index_problem(url: str, timeout: float = PROBE_SECONDS) -> Optional[str]:
     """None when the package index at ``url`` answers for torch within ``timeout`` s, else why not.
 
-    Only http(s) indexes are probed; the probe runs in a thread so that a slow name lookup cannot
-    hold the set-up up for longer than ``timeout``.
+    http(s) indexes are probed; the probe runs in a thread so that a slow name lookup cannot
+    hold the set-up up for longer than ``timeout``. Anything else must be a folder that exists.
     """
+    if re.search(r"\s", url):
+        return "the address contains a space"
     if not url.startswith(("http://", "https://")):
-        return None
+        return _local_index_problem(url)
     answer: List[Optional[str]] = []
     thread = threading.Thread(target=lambda: answer.append(_probe(url, timeout)), daemon=True)
     thread.start()

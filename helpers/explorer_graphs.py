@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cam import GRADIENT_FREE, METHODS, class_gradients, forward_with_activations, maps_to_image
+from .cam import GRADIENT_FREE, METHODS, class_gradients, forward_with_activations, maps_to_image, shown_name
 from .explorer_state import ExplorerState, Message
 
 #: How many kept graphs may live at once, over all explorers (2 fit episode 4's explorers).
@@ -50,13 +50,15 @@ class KeptGraph:
     activations: torch.Tensor
     probabilities: torch.Tensor
     gradients: "OrderedDict[int, torch.Tensor]" = field(default_factory=OrderedDict)
+    layer: str = "the target layer"
 
     def gradients_for(self, class_id: int) -> torch.Tensor:
         """The gradient of ``class_id``'s score with respect to the activations (remembered)."""
         gradients = self.gradients.get(class_id)
         if gradients is None:
             with grad_mode():
-                gradients = class_gradients(self.logits, [self.activations], [class_id], keep_graph=True)[0]
+                gradients = class_gradients(self.logits, [self.activations], [class_id], keep_graph=True,
+                                            names=[self.layer])[0]
             self.gradients[class_id] = gradients
             while len(self.gradients) > MAX_GRADIENTS:
                 self.gradients.popitem(last=False)
@@ -69,7 +71,8 @@ def run_forward(model: nn.Module, layer: nn.Module, input_tensor: torch.Tensor) 
     with grad_mode():
         x = input_tensor.clone()                 # an inference tensor becomes a normal one here
         logits, (activations,) = forward_with_activations(model, [layer], x, detach=True)
-    return KeptGraph(logits, activations, torch.softmax(logits.detach()[0].float(), dim=0))
+    return KeptGraph(logits, activations, torch.softmax(logits.detach()[0].float(), dim=0),
+                     layer=shown_name(model, layer))
 
 
 class KeptGraphs:

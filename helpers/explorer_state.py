@@ -23,10 +23,10 @@ import torch
 from PIL import Image as PILImage
 from torch import nn
 
-from .cam import layer_name
+from .cam import shown_name
 from .downloads import cache_dir, lesson_images
 from .images import load_image, target_size
-from .labels import LABELS, LESSON_CLASSES, check_class_id, class_name, find_classes
+from .labels import LABELS, LESSON_CLASSES, check_class_id
 from .models import layer_choices
 
 #: How many of your uploads an explorer keeps (the oldest leaves the image list).
@@ -47,7 +47,9 @@ class ExplorerState:
     ``images``: name -> ``(input_tensor, rgb_image)`` of the images loaded so far, and
     ``image_options`` every name offered; ``layers``: name -> a weak reference to the layer;
     ``class_ids``: the classes offered; ``searched``: those found with the search box (kept
-    across images); ``uploads``: the names of your uploads, oldest first.
+    across images); ``uploads``: the names of your uploads, oldest first. ``names``: the class
+    names, one per class of the model (``given_names``, ImageNet's for 1000 classes, else
+    "class 0", "class 1"...), known once the model has run.
     """
 
     images: Dict[str, LoadedImage]
@@ -62,6 +64,12 @@ class ExplorerState:
     class_ids: List[int] = field(default_factory=list)
     searched: List[int] = field(default_factory=list)
     uploads: List[str] = field(default_factory=list)
+    given_names: Optional[Tuple[str, ...]] = None
+    names: Tuple[str, ...] = ()
+
+    def label(self, class_id: int) -> str:
+        """``"245 · French bulldog"``, or ``"1 · class 1"`` for a model of other classes."""
+        return f"{class_id} · {self.names[class_id]}"
 
     def snapshot(self) -> Dict[str, object]:
         """Every field, with copies of its lists and dicts: ``restore`` puts them back."""
@@ -77,6 +85,7 @@ class ExplorerState:
         The class shown stays chosen (``keep``, else the current one, else the top class). ``keep``
         must be one of the model's classes (``probabilities`` holds one per class).
         """
+        self.names = self.names or class_names_for(len(probabilities), self.given_names)
         if keep is not None:
             try:
                 keep = check_class_id(keep, len(probabilities))
@@ -85,7 +94,7 @@ class ExplorerState:
         top5 = [int(i) for i in torch.topk(probabilities, min(5, len(probabilities))).indices]
         wanted = keep if keep is not None else self.class_id
         self.class_id = top5[0] if wanted is None else wanted
-        lesson = [c for c in LESSON_CLASSES if c < len(probabilities)]     # a model of your own may have fewer
+        lesson = list(LESSON_CLASSES) if self.names == LABELS else []     # ImageNet's classes only
         self.class_ids = list(dict.fromkeys(top5 + lesson + self.searched + [self.class_id]))
 
     def add_upload(self, name: str, image: LoadedImage) -> None:
@@ -101,15 +110,30 @@ class ExplorerState:
 
 def starting_state(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
                    rgb_image: np.ndarray, method: str, alpha: float, cmap: str,
-                   image_name: Optional[str] = None) -> ExplorerState:
+                   image_name: Optional[str] = None, class_names: Optional[Sequence[str]] = None) -> ExplorerState:
     """The state that ``explore()``'s arguments ask for; its class is chosen once the model has run."""
     layers = layer_options(model, target_layers)
     first = image_name or lesson_image_name(rgb_image, model) or YOUR_IMAGE
     with torch.inference_mode(False):                  # an inference tensor's clone is a normal one
         images = {first: (input_tensor.clone(), rgb_image)}
     first_layer = next(name for name, ref in layers.items() if ref() is target_layers[0])
+    given = None if class_names is None else tuple(class_names)
     return ExplorerState(images, layers, first, first_layer, method, alpha, cmap,
-                         image_options=list(dict.fromkeys([first] + lesson_images())))
+                         image_options=list(dict.fromkeys([first] + lesson_images())), given_names=given)
+
+
+def class_names_for(count: int, given: Optional[Sequence[str]] = None) -> Tuple[str, ...]:
+    """The names of a model's ``count`` classes: ``given`` (checked), ImageNet's for 1000, else "class 0"...
+
+    >>> class_names_for(2)
+    ('class 0', 'class 1')
+    """
+    if given is not None:
+        if len(given) != count or not all(isinstance(name, str) for name in given):
+            raise ValueError(f"class_names must hold one name (a str) per class: the model gives {count} class "
+                             f"scores, class_names holds {len(given)} items")
+        return tuple(given)
+    return LABELS if count == len(LABELS) else tuple(f"class {i}" for i in range(count))
 
 
 def _copy(value: object) -> object:
@@ -145,33 +169,36 @@ def upload_to_image(name: str, content: bytes, model: Optional[nn.Module] = None
 
 
 def layer_options(model: nn.Module, target_layers: Sequence[nn.Module]) -> Dict[str, "weakref.ReferenceType"]:
-    """The explorer's layer list, by name: ``layer_choices``, with the starting layer first if it is not there."""
+    """The explorer's layer list, by name: ``layer_choices``, with the given layers not among them first."""
     try:
         options = dict(layer_choices(model))
     except ValueError:
         options = {}
-    if not any(layer is target_layers[0] for layer in options.values()):
-        options = {layer_name(model, target_layers[0]): target_layers[0], **options}
-    return {name: weakref.ref(layer) for name, layer in options.items()}
+    given = {shown_name(model, layer): layer for layer in target_layers
+             if not any(layer is known for known in options.values())}
+    return {name: weakref.ref(layer) for name, layer in {**given, **options}.items()}
 
 
-def class_from_text(text: str, num_classes: int = len(LABELS)) -> int:
+def class_from_text(text: str, names: Sequence[str] = LABELS) -> int:
     """The class that the search text names: "340 · zebra", "340", or the first name containing it.
 
-    Only classes the model has (``num_classes``, from its logits) are found; else a ``Message``.
+    ``names`` are the model's class names (one per class: ImageNet's, or your own); else a ``Message``.
+
+    >>> class_from_text("tabby")
+    281
     """
     text = text.strip()
     number = text.split("·", 1)[0].strip()
     if number.isascii() and number.isdigit():            # "²".isdigit() is True, but int("²") fails
-        if int(number) >= num_classes:
-            raise Message(f"This model has {num_classes} classes (0 to {num_classes - 1}); "
+        if int(number) >= len(names):
+            raise Message(f"This model has {len(names)} classes (0 to {len(names) - 1}); "
                           f"there is no class {int(number)}.")
         return int(number)
-    matches = find_classes(text)
-    if not matches:
+    needle = text.casefold()
+    matches = [i for i, name in enumerate(names) if needle in name.casefold()]
+    if not matches and names == LABELS:
         raise Message(f"No class name contains {text!r}; try a shorter piece, such as 'dog'.")
-    mine = [c for c in matches if c < num_classes]
-    if not mine:
-        raise Message(f"{class_name(matches[0])} is not one of this model's classes: it has "
-                      f"{num_classes} (0 to {num_classes - 1}).")
-    return mine[0]
+    if not matches:
+        raise Message(f"No class name of this model contains {text!r}; its {len(names)} classes are "
+                      f"{', '.join(names[:5])}{', ...' if len(names) > 5 else ''}.")
+    return matches[0]

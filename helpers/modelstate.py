@@ -1,4 +1,5 @@
-"""How the helpers touch a model without changing it: one lock per model, eval mode for a while, its device.
+"""How the helpers touch a model without changing it: one lock per model, eval mode for a while, its device,
+and the module that really runs inside a wrapper (``unwrap``).
 
 Every helper that runs a model (``cam``, ``architectures``' dry run, ``trust``) goes through these,
 so that the caller's model is left as it was: each submodule's train/eval mode is restored, and two
@@ -69,3 +70,22 @@ def model_dtype(model: nn.Module) -> torch.dtype:
         if parameter.is_floating_point():
             return parameter.dtype
     return torch.float32
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module that really computes: ``torch.compile``'s original, ``DataParallel``'s ``module``.
+
+    The helpers run that one, eagerly and on one device, so that their hooks see each layer
+    once; its layers are the wrapper's layers, so target layers taken from either work.
+
+    >>> inner = nn.Linear(2, 2)
+    >>> unwrap(nn.DataParallel(inner)) is inner
+    True
+    """
+    while True:
+        inner = model._modules.get("_orig_mod")                     # torch.compile's OptimizedModule
+        if inner is None and isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            inner = model.module
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner

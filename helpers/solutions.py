@@ -16,20 +16,35 @@ sees it) as it would without the magic.
 
 from __future__ import annotations
 
+import sys
+
 TITLE = "Output of the solution (click to open)"
 
 
 def solution(line: str, cell: str) -> None:
-    """Run ``cell`` in the notebook's namespace, its output in a closed accordion."""
-    import ipywidgets as widgets
+    """Run ``cell`` in the notebook's namespace, its output in a closed accordion.
+
+    Without a notebook there is nothing to fold the output into: in a terminal IPython the
+    cell runs as any cell, and in plain Python (no IPython at all) in ``__main__``'s namespace.
+    """
     from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        namespace = vars(sys.modules["__main__"])
+        exec(compile(cell, "<%%solution cell>", "exec"), namespace)     # noqa: S102 - the learner's own cell
+        return
+    if getattr(shell, "kernel", None) is None:
+        shell.run_cell(cell).raise_error()
+        return
+    import ipywidgets as widgets
     from IPython.display import display
 
     output = widgets.Output()
     box = widgets.Accordion(children=[output], selected_index=None, titles=(TITLE,))
     display(box)
     with output:
-        result = get_ipython().run_cell(cell)
+        result = shell.run_cell(cell)
     result.raise_error()
 
 

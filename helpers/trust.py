@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architectures import is_efficientnet, is_resnet
+from .architectures import class_scores, is_efficientnet, is_resnet
 from .cam import compute_cams, model_input
 from .labels import check_class_id
 from .modelstate import eval_mode, model_device
@@ -40,7 +40,7 @@ def saliency(model: nn.Module, class_id: int, input_tensor: torch.Tensor) -> np.
     check_class_id(class_id)
     x = model_input(model, input_tensor).requires_grad_(True)      # the model's dtype, not an inference tensor
     with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
-        score = model(x)[0, int(class_id)]
+        score = class_scores(model(x))[0, int(class_id)]
         gradient, = torch.autograd.grad(score, x)
     return _unit(gradient[0].abs().amax(dim=0))
 
@@ -302,7 +302,7 @@ def _curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap:
         frames.append(blurred * (1 - mask) + x * mask if insert else x * (1 - mask) + blurred * mask)
     with eval_mode(model), torch.no_grad():
         batch = torch.cat(frames).to(model_device(model))
-        logits = torch.cat([model(batch[i:i + BATCH]) for i in range(0, len(batch), BATCH)])
+        logits = torch.cat([class_scores(model(batch[i:i + BATCH])) for i in range(0, len(batch), BATCH)])
     class_id = check_class_id(class_id, logits.shape[1])              # the model's own class count
     probabilities = torch.softmax(logits.float(), dim=1)             # numpy has no bfloat16
     return probabilities[:, class_id].cpu().numpy()

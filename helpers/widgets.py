@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import html
 import io
+import warnings
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -31,12 +32,11 @@ import torch
 from PIL import Image as PILImage
 from torch import nn
 
-from .cam import METHODS, check_target_layers
+from .cam import METHODS, check_input, check_target_layers, shown_name
 from .downloads import fetch
 from .explorer_graphs import ExplorerMaps
 from .explorer_state import Message, class_from_text, starting_state, upload_to_image
 from .images import load_image
-from .labels import LABELS, class_name
 from .viz import COLORMAPS, DEFAULT_CMAP, overlay
 
 
@@ -55,10 +55,12 @@ class Explorer:
 
     def __init__(self, model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
                  rgb_image: np.ndarray, class_id: Optional[int] = None, method: str = "GradCAM",
-                 alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None) -> None:
+                 alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None,
+                 class_names: Optional[Sequence[str]] = None) -> None:
         import ipywidgets as widgets           # lazy on purpose: `from helpers import explore` stays light
 
-        self.state = starting_state(model, target_layers, input_tensor, rgb_image, method, alpha, cmap, image_name)
+        self.state = starting_state(model, target_layers, input_tensor, rgb_image, method, alpha, cmap, image_name,
+                                    class_names)
         self.maps = ExplorerMaps(model, self.state)
         self.model_name = getattr(model, "lesson_name", type(model).__name__)
         self._busy = False
@@ -68,9 +70,8 @@ class Explorer:
                                          tooltip="Upload a photo of your own (JPEG or PNG)",
                                          layout=widgets.Layout(width="auto"))
         self.class_choice = widgets.Dropdown(description="Class")
-        self.search = widgets.Combobox(placeholder="search all 1000 classes", ensure_option=False,
-                                       continuous_update=False, tooltip="Type a class name and press Enter",
-                                       options=[class_name(i) for i in range(len(LABELS))])
+        self.search = widgets.Combobox(ensure_option=False, continuous_update=False,
+                                       tooltip="Type a class name and press Enter")
         self.layer_choice = widgets.Dropdown(description="Layer")
         self.method_choice = widgets.Dropdown(options=list(METHODS), description="Method")
         self.alpha = widgets.FloatSlider(min=0.0, max=1.0, step=0.05, description="Opacity",
@@ -100,7 +101,10 @@ class Explorer:
         """Every control set from the state (the events this fires are ignored: see ``_guarded``)."""
         state = self.state
         self.image_choice.options, self.image_choice.value = state.image_options, state.image
-        self.class_choice.options = [(class_name(i), i) for i in state.class_ids]
+        if len(self.search.options) != len(state.names):            # the model's class names, once known
+            self.search.options = [state.label(i) for i in range(len(state.names))]
+            self.search.placeholder = f"search all {len(state.names)} classes"
+        self.class_choice.options = [(state.label(i), i) for i in state.class_ids]
         self.class_choice.value = state.class_id
         self.layer_choice.options, self.layer_choice.value = list(state.layers), state.layer
         self.method_choice.value, self.alpha.value, self.cmap_choice.value = state.method, state.alpha, state.cmap
@@ -112,9 +116,9 @@ class Explorer:
         self.heatmap.value = encode_jpeg(picture)
         probabilities = self.maps.graph().probabilities
         top = int(probabilities.argmax())
-        self.status.value = (f"<b>{html.escape(class_name(state.class_id))}</b>: "
+        self.status.value = (f"<b>{html.escape(state.label(state.class_id))}</b>: "
                              f"p = {float(probabilities[state.class_id]):.3g} &nbsp;·&nbsp; top class: "
-                             f"{html.escape(class_name(top))} (p = {float(probabilities[top]):.3g}) &nbsp;·&nbsp; "
+                             f"{html.escape(state.label(top))} (p = {float(probabilities[top]):.3g}) &nbsp;·&nbsp; "
                              f"{html.escape(state.method)} at {html.escape(state.layer)} of {html.escape(self.model_name)}")
 
     # --- events: each changes the state, or on failure keeps all of it as it was -------------------
@@ -158,7 +162,7 @@ class Explorer:
             return
 
         def action():
-            class_id = class_from_text(change["new"], len(self.maps.graph().probabilities))
+            class_id = class_from_text(change["new"], self.state.names)
             if class_id not in self.state.searched:
                 self.state.searched.append(class_id)
             self._choose_class(keep=class_id)
@@ -192,7 +196,8 @@ class Explorer:
 
 def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
             rgb_image: np.ndarray, class_id: Optional[int] = None, method: str = "GradCAM",
-            alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None):
+            alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None,
+            class_names: Optional[Sequence[str]] = None):
     """An interactive GradCAM explorer: returns an ipywidgets widget to display.
 
     The arguments are the starting state; the widget's own controls change the class (this
@@ -200,6 +205,9 @@ def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: 
     (GradCAM, GradCAM++, HiResCAM, LayerCAM, EigenCAM), the opacity, the colours, and the image
     (the lesson's images or your own upload). ``image_name`` labels the first image; by default
     it is the lesson image's file name when the image is one of them, else "(your image)".
+    ``class_names``: your model's class names, one per class; by default ImageNet's for a model
+    of 1000 classes, else "class 0", "class 1"... The explorer shows one image and one layer at a
+    time: several target layers are all offered in its Layer list, starting with the first.
     Every explorer keeps working; only the few most recently used hold memory for instant answers.
     """
     if method not in METHODS:
@@ -211,6 +219,22 @@ def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: 
         raise ValueError(f"alpha (the heatmap's opacity) must be a number from 0 to 1, got {alpha!r}")
     alpha = float(alpha)
     target_layers = check_target_layers(model, target_layers)     # a bare layer is taken as [layer]
-    explorer = Explorer(model, list(target_layers), input_tensor, rgb_image, class_id, method, alpha, cmap, image_name)
+    check_one_image(input_tensor)
+    if len(target_layers) > 1:
+        names = [shown_name(model, layer) for layer in target_layers]
+        warnings.warn(f"the explorer shows one layer at a time: it starts at {names[0]}, and "
+                      f"{', '.join(names[1:])} {'is' if len(names) == 2 else 'are'} in its Layer list (gradcam with "
+                      f"several layers averages their maps)", stacklevel=2)
+    explorer = Explorer(model, list(target_layers), input_tensor, rgb_image, class_id, method, alpha, cmap, image_name,
+                        class_names)
     explorer.widget.explorer = explorer          # for tests and the curious
     return explorer.widget
+
+
+def check_one_image(input_tensor: object) -> None:
+    """A clear error unless ``input_tensor`` holds one image: the explorer shows one at a time."""
+    check_input(input_tensor)
+    if input_tensor.shape[0] != 1:
+        raise ValueError(f"the explorer shows one image at a time, but input_tensor holds {input_tensor.shape[0]}: "
+                         f"pass one, for example input_tensor[i:i + 1] with its rgb_image (the Image list offers "
+                         f"more images, and uploads)")

@@ -317,8 +317,9 @@ def test_class_ids_are_checked_against_the_models_own_classes(ten_classes):
     with pytest.raises(ValueError, match="has 10 classes"):
         explore(model, [model.layer4], x, rgb, class_id=500)
     explorer = explore(model, [model.layer4], x, rgb).explorer
-    explorer.search.value = "zebra"                         # 340: beyond this model's 10 classes
-    assert "not one of this model's classes" in html.unescape(explorer.message.value)
+    explorer.search.value = "zebra"                         # ImageNet's 340: not one of this model's classes
+    assert "No class name of this model contains 'zebra'; its 10 classes are class 0, class 1" in \
+        html.unescape(explorer.message.value)
     explorer.search.value = "340"
     assert "has 10 classes" in html.unescape(explorer.message.value)
     assert max(values(explorer.class_choice)) < 10

@@ -20,13 +20,16 @@ error than the one named.
     %%expect_error ZeroDivisionError
     1 / 0                              # the traceback is shown; the next cell still runs
 
-Importing this module needs no IPython (the magics import it when they run).
+Outside a notebook there is no box to fold into: in a terminal IPython ``%%solution`` runs the
+cell as any cell, and in plain Python (no IPython at all) both magics run it in ``__main__``'s
+namespace. Importing this module needs no IPython.
 """
 
 from __future__ import annotations
 
 import builtins
 import sys
+import traceback
 from typing import Optional, Tuple, Type
 
 TITLE = "Output of the solution (click to open)"
@@ -37,21 +40,25 @@ class ErrorNotRaised(AssertionError):
     """A cell marked ``%%expect_error`` ran without the error it was meant to raise."""
 
 
-def _shell():
+def solution(line: str, cell: str) -> None:
+    """Run ``cell`` in the notebook's namespace, its output in a closed accordion.
+
+    Without a notebook there is nothing to fold the output into: in a terminal IPython the
+    cell runs as any cell, and in plain Python (no IPython at all) in ``__main__``'s namespace.
+    """
     from IPython import get_ipython
 
     shell = get_ipython()
     if shell is None:
-        raise RuntimeError("this cell magic runs in a Jupyter notebook or IPython, not in plain Python")
-    return shell
-
-
-def solution(line: str, cell: str) -> None:
-    """Run ``cell`` in the notebook's namespace, its output in a closed accordion."""
+        namespace = vars(sys.modules["__main__"])
+        exec(compile(cell, "<%%solution cell>", "exec"), namespace)     # noqa: S102 - the learner's own cell
+        return
+    if getattr(shell, "kernel", None) is None:
+        shell.run_cell(cell).raise_error()
+        return
     import ipywidgets as widgets
     from IPython.display import display
 
-    shell = _shell()
     output = widgets.Output()
     box = widgets.Accordion(children=[output], selected_index=None, titles=(TITLE,))
     display(box)
@@ -96,24 +103,39 @@ def expect_error(line: str, cell: str) -> None:
     Raises ``ErrorNotRaised`` if the cell runs without an error; re-raises the cell's own error
     (with a note) if it is not of a type named on ``line``.
     """
-    shell = _shell()
-    expected = expected_types(line, shell.user_ns)
-    source = "\n" + shell.transform_cell(cell)         # magics and ! lines work; "\n": the magic's line
-    filename = shell.compile.cache(source, shell.execution_count)   # the traceback shows the cell's lines
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    namespace = shell.user_ns if shell is not None else vars(sys.modules["__main__"])
+    expected = expected_types(line, namespace)
+    if shell is None:
+        code = compile("\n" + cell, "<%%expect_error cell>", "exec")      # "\n": the magic's line
+        scope = namespace
+    else:
+        source = "\n" + shell.transform_cell(cell)     # magics and ! lines work; "\n": the magic's line
+        code = shell.compile(source, shell.compile.cache(source, shell.execution_count), "exec")
+        scope = shell.user_global_ns                   # the cache lets the traceback show the cell's lines
     try:
-        exec(shell.compile(source, filename, "exec"), shell.user_global_ns, shell.user_ns)
+        exec(code, scope, namespace)                   # noqa: S102 - the learner's own cell
     except Exception as error:
         if expected and not isinstance(error, expected):
             error.add_note(f"%%expect_error: this cell was meant to fail with {_names(expected)}, "
                            f"not {type(error).__name__}.")
             raise
-        cell_frames = error.__traceback__.tb_next      # from the cell's own code down, without this function's
-        traceback = shell.InteractiveTB.structured_traceback(type(error), error, cell_frames)
-        print(shell.InteractiveTB.stb2text(traceback), file=sys.stderr)
+        print(_traceback(shell, error), file=sys.stderr)
         print(EXPECTED_NOTE, file=sys.stderr)
         return
     raise ErrorNotRaised(f"this cell was meant to fail{' with ' + _names(expected) if expected else ''}, "
                          "but it ran without an error: check what changed above it")
+
+
+def _traceback(shell, error: Exception) -> str:
+    """The error's traceback as IPython shows it (plain Python's without IPython), from the
+    cell's own code down, without this module's frames."""
+    cell_frames = error.__traceback__.tb_next
+    if shell is None:
+        return "".join(traceback.format_exception(type(error), error, cell_frames)).rstrip()
+    return shell.InteractiveTB.stb2text(shell.InteractiveTB.structured_traceback(type(error), error, cell_frames))
 
 
 def _names(types: Tuple[Type[BaseException], ...]) -> str:

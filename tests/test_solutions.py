@@ -75,12 +75,19 @@ def test_inside_a_solution_the_error_is_expected_too(shell):
     assert result.success
 
 
-def test_the_module_imports_in_plain_python_and_the_magic_says_where_it_runs():
+def test_in_plain_python_the_magic_runs_in_main_and_still_checks():
+    """A notebook run as a script (no IPython): the cell runs in __main__, the error is shown, and a
+    cell that does not fail still fails loudly."""
     code = ("import helpers.solutions as s\n"
-            "try:\n    s.expect_error('', '1 / 0')\nexcept RuntimeError as e:\n    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+            "s.expect_error('ZeroDivisionError', 'half = 1\\nhalf / 0')\n"
+            "print('went on, half =', half)\n"
+            "try:\n    s.expect_error('', 'fine = 2')\nexcept s.ErrorNotRaised as e:\n    print('loud:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
-    assert "runs in a Jupyter notebook or IPython" in out.stdout
+    assert "went on, half = 1" in out.stdout and "loud: this cell was meant to fail" in out.stdout
+    assert "ZeroDivisionError: division by zero" in out.stderr and "half / 0" not in out.stderr.split("Traceback")[0]
+    assert "expected" in out.stderr
 
 
 def test_the_generator_runs_cells_meant_to_fail_under_the_magic(tmp_path):

@@ -46,7 +46,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PAGES = [("learners/setup.md", "setup.html", "Setup"), ("learners/reference.md", "reference.html", "Reference"),
          ("instructors/instructor-notes.md", "instructor-notes.html", "Instructor notes"),
-         ("profiles/learner-profiles.md", "learner-profiles.html", "Learner profiles")]
+         ("profiles/profiles.md", "profiles.html", "Learner profiles")]
 OTHER_PAGES = {"LICENSE.md": ("license.html", "Licenses"),
                "CODE_OF_CONDUCT.md": ("code-of-conduct.html", "Code of conduct")}
 STYLE = """<style>

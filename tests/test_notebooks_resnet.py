@@ -19,5 +19,5 @@ def test_notebook_runs_with_resnet50(path, notebook_run):
     run = notebook_run(path, MODEL)
     assert "NOTICE: using the offline stand-in" not in run.printed()          # it really ran ResNet-50
     failed = run.failed()
-    assert not failed, f"{path.name} fails with {MODEL}:\n{describe(run, failed)}\n" + "\n".join(
-        f"  cell {index}: {'; '.join(run.errors(index))}" for index in failed)
+    assert not failed, f"{path.name} fails with {MODEL} (an intended error runs under %%expect_error):\n" + "\n".join(
+        f"{describe(run, [index])}: {'; '.join(run.errors(index)) or run.final[index]}" for index in failed)

@@ -27,7 +27,7 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 
 #: Fixtures whose tests take minutes (they execute notebooks, start JupyterLab or a browser, build a
 #: wheel): with pytest-xdist these start first, and the many short tests fill the gaps at the end.
-SLOW_FIXTURES = {"notebook_run", "browser", "jupyterlab_server", "installed"}
+SLOW_FIXTURES = {"notebook_run", "browser", "jupyterlab_server", "installed", "workbench_site"}
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -55,20 +55,17 @@ def notebook_params(paths: Iterable[Path], model: Optional[str] = None) -> List:
     return [pytest.param(path, id=relative(path), marks=group(path, model)) for path in paths]
 
 
-def code_cells(path: Path, tag: Optional[str] = None) -> List[Tuple[int, str]]:
-    """(index, source) of each code cell that JupyterLab would run (empty ones it skips), or only
-    of those tagged ``tag``."""
+def code_cells(path: Path) -> List[Tuple[int, str]]:
+    """(index, source) of each code cell that JupyterLab would run (empty ones it skips)."""
     cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
     return [(index, "".join(cell["source"])) for index, cell in enumerate(cells)
-            if cell["cell_type"] == "code" and "".join(cell["source"]).strip()
-            and (tag is None or tag in cell.get("metadata", {}).get("tags", []))]
+            if cell["cell_type"] == "code" and "".join(cell["source"]).strip()]
 
 
-def cell_params(paths: Iterable[Path], model: Optional[str] = None, tag: Optional[str] = None) -> List:
-    """One parameter (path, cell index) per code cell (or per cell tagged ``tag``), named
-    ``notebooks/03-gradcam.ipynb::cell 12``."""
+def cell_params(paths: Iterable[Path], model: Optional[str] = None) -> List:
+    """One parameter (path, cell index) per code cell, named ``notebooks/03-gradcam.ipynb::cell 12``."""
     return [pytest.param(path, index, id=f"{relative(path)}::cell {index}", marks=group(path, model))
-            for path in paths for index, _ in code_cells(path, tag)]
+            for path in paths for index, _ in code_cells(path)]
 
 
 class NotebookRuns:

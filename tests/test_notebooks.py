@@ -1,12 +1,9 @@
 """Every notebook and handout, run as a learner runs it: JupyterLab's Run All (tools/runall.py).
 
-- Run All runs everything: in no notebook is a cell aborted by an error above it (an intended
-  error must not stop the notebook, issue 16);
+- Run All runs everything: in no notebook or handout is a cell aborted by an error above it (an
+  intended error runs under ``%%expect_error`` and does not stop the notebook, issue 16);
 - each code cell runs without an error unless it is tagged ``raises-exception`` (what
-  ``nbval --nbval-lax`` checked, one test per cell: a failure names the notebook and the cell);
-- the handouts: their cells wait for the code a learner types along, so Run All on a fresh
-  handout may stop at a cell that needs it; it must never stop at a cell meant to fail, and the
-  set-up cells must run.
+  ``nbval --nbval-lax`` checked, one test per cell: a failure names the notebook and the cell).
 
 Each notebook runs once, with the stand-in model, and these tests share that run
 (tests/notebook_runs.py); the ResNet-50 run is tests/test_notebooks_resnet.py.
@@ -19,7 +16,7 @@ import re
 import pytest
 
 from notebook_runs import HANDOUTS, NOTEBOOKS, cell_params, notebook_params, relative
-from runall import EXPECTED_ERROR_TAG, describe, run_all_report
+from runall import describe, run_all_report
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -28,7 +25,7 @@ def test_there_are_notebooks_and_handouts():
     assert NOTEBOOKS and HANDOUTS and len(NOTEBOOKS) == len(HANDOUTS)
 
 
-@pytest.mark.parametrize("path", notebook_params(NOTEBOOKS))
+@pytest.mark.parametrize("path", notebook_params(NOTEBOOKS + HANDOUTS))
 def test_run_all_runs_every_cell(path, notebook_run):
     run = notebook_run(path)
     assert run.run_all, f"{relative(path)} has no code cell to run"
@@ -36,15 +33,7 @@ def test_run_all_runs_every_cell(path, notebook_run):
         pytest.fail(run_all_report(run), pytrace=False)
 
 
-@pytest.mark.parametrize("path", notebook_params(HANDOUTS))
-def test_run_all_of_a_handout_does_not_stop_at_an_intended_error(path, notebook_run):
-    run = notebook_run(path)
-    stop = run.stopped_at
-    if stop is not None and EXPECTED_ERROR_TAG in run.notebook.cells[stop].metadata.get("tags", []):
-        pytest.fail(run_all_report(run), pytrace=False)
-
-
-@pytest.mark.parametrize("path, index", cell_params(NOTEBOOKS) + cell_params(HANDOUTS, tag="setup"))
+@pytest.mark.parametrize("path, index", cell_params(NOTEBOOKS + HANDOUTS))
 def test_cell_runs_without_an_unexpected_error(path, index, notebook_run):
     run = notebook_run(path)
     assert index in run.final, f"{relative(path)} cell {index} never ran"

@@ -41,8 +41,9 @@ def default_model() -> str:
 
 
 def relative(path: Path) -> str:
-    """``notebooks/handouts/02-pretrained-model.ipynb``"""
-    return Path(path).resolve().relative_to(ROOT).as_posix()
+    """``notebooks/handouts/02-pretrained-model.ipynb`` (a path outside the lesson: as it is)."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.as_posix()
 
 
 def group(path: Path, model: Optional[str] = None) -> pytest.MarkDecorator:
@@ -73,29 +74,36 @@ class NotebookRuns:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.runs: Dict[Tuple[str, str], Run] = {}
+        self.runs: Dict[Tuple[str, str], Tuple[Optional[Run], str]] = {}
 
     def __call__(self, path: Path, model: Optional[str] = None) -> Run:
         model = model or default_model()
         key = (relative(path), model)
         if key not in self.runs:
             self.runs[key] = self._shared(Path(path), model)
-        return self.runs[key]
+        run, failure = self.runs[key]
+        if run is None:         # said once per test that reads it, not executed again for each
+            raise RuntimeError(f"{key[0]} could not be run with {model}: {failure}")
+        return run
 
-    def _shared(self, path: Path, model: str) -> Run:
+    def _shared(self, path: Path, model: str) -> Tuple[Optional[Run], str]:
+        """(the run, "") or (None, why it failed): from disk when another worker made it."""
         from filelock import FileLock      # torch's own dependency
 
         content = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        name = f"{relative(path).replace('/', '-')}-{model}-{content}"
+        name = f"{relative(path).strip('/').replace('/', '-')}-{model}-{content}"
         saved = self.folder / f"{name}.pickle"
         with FileLock(str(self.folder / f"{name}.lock")):
             if saved.is_file():
                 with saved.open("rb") as file:
                     return pickle.load(file)
-            run = run_all(path, model)
+            try:
+                result: Tuple[Optional[Run], str] = (run_all(path, model), "")
+            except Exception as error:      # a dead kernel, a timeout: every test of the notebook says so
+                result = (None, f"{type(error).__name__}: {error}")
             with saved.open("wb") as file:
-                pickle.dump(run, file)
-            return run
+                pickle.dump(result, file)
+            return result
 
 
 def shared_folder(tmp_path_factory) -> Path:

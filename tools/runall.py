@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import nbformat
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient import NotebookClient
 
@@ -132,8 +132,10 @@ class _RunAllClient(NotebookClient):
     async def _one_pass(self, indexes: List[int]) -> Dict[int, str]:
         """Queue every cell in ``indexes``, as Run All does, then collect each cell's outputs and reply."""
         send = self.kc.execute
-        queued = collections.deque(send(self.nb.cells[index].source, store_history=True, stop_on_error=True)
-                                   for index in indexes)
+        queued = collections.deque()
+        for index in indexes:
+            queued.append(await ensure_async(send(self.nb.cells[index].source, store_history=True,
+                                                  stop_on_error=True)))
         statuses: Dict[int, str] = {}
 
         def on_executed(cell, cell_index, execute_reply):
@@ -163,7 +165,7 @@ def run_all(path: Path, model: Optional[str] = None, timeout: int = 900, env: Op
     if model:
         kernel_env["LESSON_MODEL"] = model
     with tempfile.TemporaryDirectory(prefix="lesson-kernel-") as folder:
-        class LocalKernelManager(KernelManager):      # a local socket: no warning about unencrypted TCP
+        class LocalKernelManager(AsyncKernelManager):  # a local socket: no warning about unencrypted TCP
             def __init__(self, **kwargs):
                 if os.name == "posix":
                     kwargs.update(transport="ipc", ip=str(Path(folder) / "kernel"))

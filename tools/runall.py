@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
@@ -152,6 +153,25 @@ class _RunAllClient(NotebookClient):
         return statuses
 
 
+@contextlib.contextmanager
+def local_kernels() -> Iterator[type]:
+    """A kernel manager class for nbclient whose kernels talk over a local socket where the system
+    has them (no warning about unencrypted TCP), over TCP elsewhere (Windows). It is asynchronous,
+    so that nbclient notices a kernel that died instead of waiting for its output forever.
+
+    >>> with local_kernels() as manager:                                # doctest: +SKIP
+    ...     NotebookClient(notebook, kernel_manager_class=manager).execute()
+    """
+    with tempfile.TemporaryDirectory(prefix="lesson-kernel-") as folder:
+        class LocalKernelManager(AsyncKernelManager):
+            def __init__(self, **kwargs):
+                if os.name == "posix":
+                    kwargs.update(transport="ipc", ip=str(Path(folder) / "kernel"))
+                super().__init__(**kwargs)
+
+        yield LocalKernelManager
+
+
 def run_all(path: Path, model: Optional[str] = None, timeout: int = 900, env: Optional[Dict[str, str]] = None) -> Run:
     """Execute ``path`` as JupyterLab's Run All, then resume after each abort until every cell ran.
 
@@ -164,16 +184,9 @@ def run_all(path: Path, model: Optional[str] = None, timeout: int = 900, env: Op
     kernel_env = dict(os.environ, MPLBACKEND=INLINE, **(env or {}))
     if model:
         kernel_env["LESSON_MODEL"] = model
-    with tempfile.TemporaryDirectory(prefix="lesson-kernel-") as folder:
-        class LocalKernelManager(AsyncKernelManager):  # a local socket: no warning about unencrypted TCP
-            def __init__(self, **kwargs):
-                if os.name == "posix":
-                    kwargs.update(transport="ipc", ip=str(Path(folder) / "kernel"))
-                super().__init__(**kwargs)
-
+    with local_kernels() as manager:
         client = _RunAllClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
-                               kernel_manager_class=LocalKernelManager,
-                               resources={"metadata": {"path": str(path.parent)}})
+                               kernel_manager_class=manager, resources={"metadata": {"path": str(path.parent)}})
         client.execute(env=kernel_env)
     final: Dict[int, str] = {}
     for statuses in client.replies:

@@ -24,13 +24,11 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import jinja2
 import nbformat
-from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 from nbconvert.filters.markdown import markdown2html
@@ -39,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 import notebooks as notebook_tool  # noqa: E402
+from runall import local_kernels  # noqa: E402
 
 VENDOR = ROOT / "tools" / "vendor"
 MATHJAX = "assets/mathjax/tex-chtml.js"
@@ -229,14 +228,8 @@ def static_widgets(notebook: nbformat.NotebookNode) -> int:
 def execute(notebook: nbformat.NotebookNode, workdir: Path) -> None:
     """Run the notebook in a fresh kernel that talks over a local socket where the system has
     them (no warning about unencrypted TCP), over TCP elsewhere (Windows)."""
-    with tempfile.TemporaryDirectory(prefix="lesson-kernel-") as folder:
-        class LocalKernelManager(KernelManager):
-            def __init__(self, **kwargs):
-                if os.name == "posix":
-                    kwargs.update(transport="ipc", ip=str(Path(folder) / "kernel"))
-                super().__init__(**kwargs)
-
-        NotebookClient(notebook, timeout=900, kernel_name="python3", kernel_manager_class=LocalKernelManager,
+    with local_kernels() as manager:
+        NotebookClient(notebook, timeout=900, kernel_name="python3", kernel_manager_class=manager,
                        resources={"metadata": {"path": str(workdir)}}).execute()
 
 

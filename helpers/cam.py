@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .architectures import (class_scores, display_name, infer_layout, input_channels, prefix_tokens,
-                            target_layer_choices, to_feature_map, unordered_layer)
+                            taken_size, target_layer_choices, to_feature_map, unordered_layer)
 from .labels import check_class_id
 from .modelstate import eval_mode, model_device, model_dtype, model_lock, unwrap
 
@@ -208,15 +208,18 @@ def _run_keeping(model: nn.Module, layers: List[nn.Module], x: torch.Tensor, det
                 run.output = unwrap(model)(x)
         except _NotAGrid as error:
             failure = error
-        except RuntimeError as error:
-            if _channel_problem(model, x) is None:
-                raise
-            raise ValueError(_channel_problem(model, x)) from error
+        except (RuntimeError, AssertionError) as error:   # timm's ViTs assert their size
+            failure = error
         finally:
             for handle in handles:
                 handle.remove()
-    if failure is not None:                             # explained now that the hooks are gone
+    if isinstance(failure, _NotAGrid):                  # explained now that the hooks are gone
         raise ValueError(failure.explain(model)) from None
+    if failure is not None:
+        problem = _channel_problem(model, x) or _size_problem(model, x)
+        if problem is None:
+            raise failure
+        raise ValueError(problem) from failure
     return run
 
 
@@ -451,6 +454,16 @@ def _channel_problem(model: nn.Module, x: torch.Tensor) -> Optional[str]:
         if channels in (1, 3) else f"make the input tensor [N, {channels}, H, W] yourself"
     return (f"this model takes {channels} channel{'s' if channels > 1 else ''} (its first convolution), but "
             f"input_tensor has {x.shape[1]}: {fix}")
+
+
+def _size_problem(model: nn.Module, x: torch.Tensor) -> Optional[str]:
+    """Why ``x`` does not fit a model that takes one image size only (a ViT, a CNN that flattens), else None."""
+    taken = taken_size(model)                          # the dry run, remembered for the model
+    if taken is None or not taken[1] or tuple(x.shape[-2:]) == taken[0]:
+        return None
+    (height, width), (h, w) = taken[0], x.shape[-2:]
+    return (f"this model takes {height}x{width} images only, but input_tensor is {h}x{w}: make it with "
+            f"load_image(..., model=model), which scales the image to {height}x{width}")
 
 
 def check_target_layers(model: nn.Module, target_layers: object) -> List[nn.Module]:

@@ -64,6 +64,19 @@ def region_at(image_name: str, x: float, y: float) -> Optional[str]:
     return None
 
 
+def _labels(image_name: str, shape: Tuple[int, int]) -> Tuple[np.ndarray, List[str]]:
+    """Each pixel's region (by precedence, as ``region_at`` at its centre): indices into the names; -1 for none."""
+    names = list(regions(image_name))
+    height, width = shape
+    ys = (np.arange(height) + 0.5)[:, None] / height
+    xs = (np.arange(width) + 0.5)[None, :] / width
+    labels = np.full(shape, -1, dtype=np.int64)
+    for index in range(len(names) - 1, -1, -1):            # the first region named is painted last: it wins
+        for left, top, right, bottom in regions(image_name)[names[index]]:
+            labels[(xs >= left) & (xs <= right) & (ys >= top) & (ys <= bottom)] = index
+    return labels, names
+
+
 def peak(cam: np.ndarray) -> Optional[Tuple[float, float]]:
     """The (x, y) of a map's largest value as fractions of its width and height; None for a blank map."""
     cam = np.asarray(cam, dtype=np.float32)
@@ -95,10 +108,47 @@ def peak_region(cam: np.ndarray, image_name: str) -> Optional[str]:
     return region_at(image_name, *point) or ""
 
 
+#: Around a peak, ``where`` looks at a square this fraction of the image's size on each side of it:
+#: 1/14 is half a cell of a 7x7 map, the coarsest the lesson's maps get.
+NEAR = 1 / 14
+#: A peak is "clearly" inside a region when the region holds at least this much of that square.
+CLEARLY = 2 / 3
+
+
+def near_peak(cam: np.ndarray, image_name: str) -> Dict[str, float]:
+    """The regions around a map's peak: {name: fraction of the square around it}, largest first.
+
+    The square reaches ``NEAR`` of the image's width and height to each side of the peak; a
+    pixel counts for the region ``region_at`` names there ("" for no marked region). Empty for
+    a blank map.
+
+    >>> cam = np.zeros((224, 224), np.float32); cam[40, 120] = 1.0
+    >>> near_peak(cam, "both.png")
+    {'dog': 1.0}
+    """
+    point = peak(cam)
+    if point is None:
+        return {}
+    height, width = np.shape(cam)
+    labels, names = _labels(image_name, (height, width))
+    row, col = int(point[1] * height), int(point[0] * width)
+    dy, dx = max(1, round(NEAR * height)), max(1, round(NEAR * width))
+    around = labels[max(0, row - dy):row + dy + 1, max(0, col - dx):col + dx + 1]
+    found, counts = np.unique(around, return_counts=True)
+    shares = {(names[i] if i >= 0 else ""): float(count / around.size) for i, count in zip(found, counts)}
+    return dict(sorted(shares.items(), key=lambda item: -item[1]))
+
+
+def _on(name: str) -> str:
+    return f"on the {name}" if name else "on no marked region"
+
+
 def where(cam: np.ndarray, image_name: str) -> str:
     """Say where a heatmap's peak is, in words, using the image's drawn regions.
 
     ``cam`` is a map of the image as ``load_image`` returns it (any size: regions are fractions).
+    When the peak sits near the edge of a region, so that no region holds two thirds of the
+    square around it (``near_peak``), it says so and names the two regions that share it.
 
     >>> import numpy as np
     >>> where(np.zeros((224, 224), np.float32), "both.png")
@@ -107,27 +157,123 @@ def where(cam: np.ndarray, image_name: str) -> str:
     point = peak(cam)
     if point is None:
         return "no peak: the map is blank (no position has positive evidence)"
-    name = region_at(image_name, *point)
-    return f"peak: {_position(*point)} ({'on the ' + name if name else 'on no marked region'})"
+    name = region_at(image_name, *point) or ""
+    around = near_peak(cam, image_name)
+    if max(around.values()) >= CLEARLY:
+        return f"peak: {_position(*point)} ({_on(name)})"
+    first, second = list(around)[:2]
+    other = second if first == name else first
+    return (f"peak: {_position(*point)} ({_on(name)}, but near the edge of the {other or 'marked regions'}: "
+            f"not clearly inside one region)")
 
 
-def share_in(cam: np.ndarray, image_name: str, region: str) -> float:
-    """The fraction of a map's total weight that lies inside one region's boxes."""
+class Share(float):
+    """The share of a map's weight inside a region (a float), with the region's ``area`` beside it.
+
+    ``area`` is the fraction of the image that the region covers, which is the share a
+    uniform map (the same value everywhere) would get: the chance level. ``ratio`` is
+    share ÷ area: 1 is chance, 2 twice chance. It prints both:
+
+    >>> Share(0.41, "cat", 0.27)
+    Share(0.41, region='cat', area=0.27)
+    >>> print(Share(0.41, "cat", 0.27))
+    41% on the cat (a uniform map: 27%, so 1.5x chance)
+    """
+
+    region: str
+    area: float
+
+    def __new__(cls, share: float, region: str, area: float) -> "Share":
+        value = super().__new__(cls, share)
+        value.region, value.area = region, float(area)
+        return value
+
+    @property
+    def ratio(self) -> float:
+        return float(self) / self.area if self.area > 0 else float("nan")
+
+    def __str__(self) -> str:
+        return f"{float(self):.0%} on the {self.region} (a uniform map: {self.area:.0%}, so {self.ratio:.1f}x chance)"
+
+    def __repr__(self) -> str:
+        return f"Share({float(self):.2g}, region={self.region!r}, area={self.area:.2g})"
+
+    def __reduce__(self):
+        return (Share, (float(self), self.region, self.area))
+
+
+def _check_map(cam: np.ndarray) -> np.ndarray:
     cam = np.asarray(cam, dtype=np.float64)
     if cam.ndim != 2 or cam.size == 0:
         raise ValueError(f"a map must be 2-D [H, W], got shape {cam.shape}; for a batch of maps pass one, "
                          f"such as maps[0]")
-    cam = np.where(np.isfinite(cam), cam, 0.0)           # a NaN or inf pixel carries no weight
+    return np.where(np.isfinite(cam), cam, 0.0)           # a NaN or inf pixel carries no weight
+
+
+def _inside(image_name: str, region: str, shape: Tuple[int, int]) -> np.ndarray:
     known = regions(image_name)
     if region not in known:
         raise KeyError(f"no region {region!r} is drawn on {Path(str(image_name)).name}; its regions are "
                        f"{', '.join(known)}")
-    height, width = cam.shape
-    inside = np.zeros(cam.shape, dtype=bool)
+    height, width = shape
+    inside = np.zeros(shape, dtype=bool)
     for left, top, right, bottom in known[region]:
         inside[int(round(top * height)):int(round(bottom * height)), int(round(left * width)):int(round(right * width))] = True
+    return inside
+
+
+def region_area(image_name: str, region: str, shape: Tuple[int, int] = (224, 224)) -> float:
+    """The fraction of an image (of ``shape``, H x W) inside a region's boxes: what a uniform map puts there.
+
+    >>> round(region_area("both.png", "cat"), 2)
+    0.27
+    """
+    return float(_inside(image_name, region, shape).mean())
+
+
+def share_in(cam: np.ndarray, image_name: str, region: str) -> Share:
+    """The fraction of a map's total weight that lies inside one region's boxes, with the region's area.
+
+    Returns a ``Share``: a float (use it as a number, ``f"{share:.0%}"``) that also carries
+    ``area``, the share a uniform map would get there, and ``ratio`` = share ÷ area. A map
+    with no weight at all has share 0.
+
+    >>> cam = np.zeros((100, 100)); cam[80:, 30:60] = 1.0
+    >>> print(share_in(cam, "both.png", "cat"))
+    100% on the cat (a uniform map: 27%, so 3.7x chance)
+    """
+    cam = _check_map(cam)
+    inside = _inside(image_name, region, cam.shape)
     total = cam.sum()
-    return float(cam[inside].sum() / total) if total > 0 else 0.0
+    return Share(float(cam[inside].sum() / total) if total > 0 else 0.0, region, float(inside.mean()))
+
+
+def class_contrast(map_a: np.ndarray, map_b: np.ndarray, name_a: str = "the first class",
+                   name_b: str = "the second class") -> str:
+    """How alike two classes' maps of one image are (Spearman), in a sentence that says what it means.
+
+    A map is *specific* to its class only if the map of another class looks different. A high
+    rank correlation (0.7 or more) means the two maps rank the positions nearly alike: they
+    show where the model finds evidence for many classes, not for this one.
+
+    >>> ramp = np.arange(49.0).reshape(7, 7)
+    >>> class_contrast(ramp, ramp ** 2, "tabby", "crossword puzzle")[:78]
+    'Spearman 1.00 between the maps of tabby and crossword puzzle: high. They rank '
+    """
+    from .trust import spearman
+
+    rho = spearman(map_a, map_b)
+    pair = f"the maps of {name_a} and {name_b}"
+    if np.isnan(rho):
+        return f"{pair} cannot be compared: one of them is blank (the same value everywhere)"
+    if rho >= 0.7:
+        meaning = ("high. They rank the positions nearly alike, so neither map is specific to its class: "
+                   "they show where the model finds evidence for many classes.")
+    elif rho >= 0.3:
+        meaning = "moderate. The maps share part of their ranking; read each class's map with care."
+    else:
+        meaning = "low. The maps rank the positions differently: each class has evidence of its own."
+    return f"Spearman {rho:.2f} between {pair}: {meaning}"
 
 
 # --- the lesson's claims ------------------------------------------------------------------------

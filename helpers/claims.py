@@ -429,41 +429,104 @@ def _eigencam_ignores_the_class(lab: Lab) -> Tuple[str, bool]:
     return f"largest difference {difference:.2g}", difference == 0.0
 
 
+def _not_specific(image: str, improbable: int, minimum: float):
+    """An improbable class's map follows the map of the most probable cat class (Spearman >= ``minimum``)."""
+    def check(lab: Lab) -> Tuple[str, bool]:
+        from .trust import spearman
+
+        cat = _top_cat(image)(lab)
+        p = float(lab.probabilities(image)[improbable])
+        rho = spearman(lab.cam(image, improbable), lab.cam(image, cat))
+        return (f"{_label(improbable)} (p = {p:.2g}) vs {_label(cat)}: Spearman {rho:.2f}",
+                bool(rho >= minimum and p < 0.005))
+    return check
+
+
+def _guided_ignores_the_class(lab: Lab) -> Tuple[str, bool]:
+    from .trust import guided_backprop, guided_model, spearman
+
+    x = lab.image("both.png")[0]
+    guided = guided_model(lab.model)
+    dog = _top_dog("both.png")(lab)
+    rho = spearman(guided_backprop(lab.model, dog, x, guided), guided_backprop(lab.model, 918, x, guided))
+    return f"{_label(dog)} vs 918 · crossword puzzle: Spearman {rho:.2f}", bool(rho >= 0.8)
+
+
+def _earlier_layer_less_specific(lab: Lab) -> Tuple[str, bool]:
+    from .cam import gradcam
+    from .models import layer_choices
+
+    x = lab.image("both.png")[0]
+    dog = _top_dog("both.png")(lab)
+    (last, last_layer), (earlier, earlier_layer) = list(layer_choices(lab.model).items())[:2]
+    shares = [share_in(gradcam(lab.model, [layer], dog, x), "both.png", "dog") for layer in (last_layer, earlier_layer)]
+    return (f"{_label(dog)}, share on the dog: {last} {shares[0]:.0%}, {earlier} {shares[1]:.0%} "
+            f"(a uniform map: {shares[0].area:.0%})", bool(shares[1] < shares[0]))
+
+
+#: The episodes, by what they teach: claims name them through this table, so that a renamed
+#: or renumbered episode is one line to change here.
+EPISODES: Dict[str, str] = {
+    "model": "02-pretrained-model.md",
+    "gradcam": "03-gradcam.md",
+    "exploring": "04-exploring.md",
+    "methods": "05-other-methods.md",
+    "trust": "06-trust.md",
+    "own model": "07-your-own-model.md",
+}
+
+
+def _in(*keys: str) -> str:
+    """The episode files for ``keys`` (of ``EPISODES``), as a claim names them: the first holds the sentence."""
+    return ", ".join(EPISODES[key] for key in keys)
+
+
 #: The lesson's claims about what the model shows. Each names the episode (the first file named
 #: holds ``sentence`` word for word) and what it expects; ``python lesson.py preflight`` runs them.
 CLAIMS: List[Claim] = [
     Claim("both.png: the top class is a dog breed",
-          "05-other-methods.md, 03-gradcam.md", "Which of them put most weight on the dog?",
+          _in("methods", "gradcam"), "Which of them put most weight on the dog?",
           "a class in 151..268 with p >= 0.05", _top_is("dog", is_dog, "both.png", 0.05)),
     Claim("both.png: a cat is in the top 5",
-          "03-gradcam.md, 02-pretrained-model.md", "the model *has* found the cat, even though a dog class wins",
+          _in("model"), "the premise may not even hold for you",
           "a class in 281..285 among the top 5", _cat_in_top5),
     Claim("both.png: the top dog class's peak is on the dog",
-          "06-trust.md, 03-gradcam.md", "GradCAM for a dog class lands on the dog",
+          _in("trust", "gradcam"), "GradCAM for a dog class lands on the dog",
           "p >= 0.05 and peak in the dog box", _peak_on("both.png", _top_dog("both.png"), "dog", 0.05)),
     Claim("both.png: the top cat class's peak is on the cat",
-          "05-other-methods.md, 03-gradcam.md", "does the map of the most probable cat class land on the cat",
+          _in("methods", "gradcam"), "does the map of the most probable cat class land on the cat",
           "p >= 0.005 and peak in the cat box", _peak_on("both.png", _top_cat("both.png"), "cat", 0.005)),
     Claim("dog_cat.jfif: the top class is a dog breed",
-          "03-gradcam.md", "check whether the predicted class and tabby peak on different animals",
+          _in("gradcam"), "check whether the predicted class and tabby peak on different animals",
           "a class in 151..268 with p >= 0.05", _top_is("dog", is_dog, "dog_cat.jfif", 0.05)),
     Claim("dog_cat.jfif: the top dog class's peak is on the dog",
-          "03-gradcam.md", "check whether the predicted class and tabby peak on different animals",
+          _in("gradcam"), "check whether the predicted class and tabby peak on different animals",
           "p >= 0.05 and peak in the dog box", _peak_on("dog_cat.jfif", _top_dog("dog_cat.jfif"), "dog", 0.05)),
+    Claim("an improbable class's GradCAM is not specific: 918's map follows the reveal class's",
+          _in("gradcam", "exploring"), "many other classes peak on the cat too",
+          "p(918) < 0.005 and Spearman >= 0.5 with the most probable cat class's map",
+          _not_specific("both.png", 918, 0.5)),
+    Claim("layers: one layer earlier, the predicted class's map is less specific",
+          _in("exploring"), "earlier layers can add detail, but read them with care",
+          "a smaller share on the animal at the second layer than at the last",
+          _earlier_layer_less_specific),
     Claim("EigenCAM gives the same map for every class",
-          "05-other-methods.md", "The difference is 0",
+          _in("methods"), "The difference is 0",
           "largest difference 0", _eigencam_ignores_the_class),
+    Claim("guided backprop is class-insensitive: its maps for two classes correlate highly",
+          _in("trust", "methods"), "It very nearly ignores the model",
+          "Spearman >= 0.8 between the top class's and 918's maps", _guided_ignores_the_class),
     Claim("sanity check: GradCAM changes when the top is randomised",
-          "06-trust.md", "Adebayo et al. found GradCAM passing this test and guided backprop failing it",
+          _in("trust"), "Adebayo et al. found GradCAM passing this test and guided backprop failing it",
           "mean Spearman < 0.5", _cascade_changes_gradcam),
     Claim("sanity check: guided backprop barely changes when the top is randomised",
-          "06-trust.md", "It very nearly ignores the model",
+          _in("trust"), "It very nearly ignores the model",
           "mean Spearman > 0.7", _cascade_keeps_guided_backprop),
     Claim("deletion: GradCAM beats a random map on both.png",
-          "06-trust.md", "any method worth using must beat it",
+          _in("trust"), "any method worth using must beat it",
           "smaller AUC than the random map", _faithful("deletion")),
     Claim("insertion: GradCAM beats a random map on both.png",
-          "06-trust.md", "any method worth using must beat it",
+          _in("trust"), "any method worth using must beat it",
           "larger AUC than the random map", _faithful("insertion")),
 ]
 

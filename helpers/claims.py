@@ -464,6 +464,31 @@ def _earlier_layer_less_specific(lab: Lab) -> Tuple[str, bool]:
             f"(a uniform map: {shares[0].area:.0%})", bool(shares[1] < shares[0]))
 
 
+def _shortcut_found(lab: Lab) -> Tuple[str, bool]:
+    """Episode 7's small CNN trained with the stamp: it follows the stamp, and its GradCAM peaks there."""
+    key = ("shortcut",)
+    if key not in lab._cache:
+        from .shortcut import run_experiment
+
+        lab._cache[key] = run_experiment(seed=0, progress=False).scores
+    scores = lab._cache[key]
+    moved = scores["shortcut: stamp on dogs"] - scores["shortcut: stamp on cats"]
+    peaks = scores["shortcut: peaks within 10 px of stamp"]
+    return (f"accuracy {scores['shortcut: stamp on dogs']:.2f} -> {scores['shortcut: stamp on cats']:.2f} when the "
+            f"stamp moves; {peaks:.0%} of maps peak on it"), bool(moved >= 0.5 and peaks >= 0.8)
+
+
+def _frozen_backbone_misses(lab: Lab) -> Tuple[str, bool]:
+    """The lesson's model, frozen, with a new linear head: it learns the stamp, and GradCAM misses it."""
+    from .shortcut import frozen_backbone_experiment
+
+    scores = frozen_backbone_experiment(lab.model, seed=0)
+    moved = scores["frozen: stamp on dogs"] - scores["frozen: stamp on cats"]
+    peaks = scores["frozen: peaks within 10 px of stamp"]
+    return (f"accuracy {scores['frozen: stamp on dogs']:.2f} -> {scores['frozen: stamp on cats']:.2f} when the stamp "
+            f"moves; {peaks:.0%} of maps peak on it"), bool(moved >= 0.3 and peaks <= 0.5)
+
+
 #: The episodes, by what they teach: claims name them through this table, so that a renamed
 #: or renumbered episode is one line to change here.
 EPISODES: Dict[str, str] = {
@@ -522,6 +547,13 @@ CLAIMS: List[Claim] = [
     Claim("sanity check: guided backprop barely changes when the top is randomised",
           _in("trust"), "It very nearly ignores the model",
           "mean Spearman > 0.7", _cascade_keeps_guided_backprop),
+    Claim("shortcut: the stamp model follows the stamp, and its GradCAM peaks on it",
+          _in("own model"), "you have seen GradCAM point at it",
+          "accuracy falls by >= 0.5 when the stamp moves; >= 80% of maps peak within 10 px of it", _shortcut_found),
+    Claim("shortcut: a frozen backbone with a new linear head learns the stamp, and GradCAM misses it",
+          _in("own model"), "pretrained backbone with a new linear head also learned the shortcut by accuracy",
+          "accuracy falls by >= 0.3 when the stamp moves; <= 50% of maps peak within 10 px of it",
+          _frozen_backbone_misses),
     Claim("deletion: GradCAM beats a random map on both.png",
           _in("trust"), "any method worth using must beat it",
           "smaller AUC than the random map", _faithful("deletion")),

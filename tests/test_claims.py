@@ -28,7 +28,8 @@ def test_where_names_the_region_under_the_peak_at_any_size(size):
     assert where(_spot(height, width, 0.1, 0.2), "both.png") == "peak: top left (on the glass door)"
     assert where(_spot(height, width, 0.7, 0.68), "both.png").endswith("(on the cat)")     # cat's head before the dog
     # between the glass door and the dog: on no region, and said to be near one
-    assert where(_spot(height, width, 0.3, 0.03), "both.png").startswith("peak: top left (on no marked region, but near")
+    gap = where(_spot(height, width, 0.3, 0.03), "both.png")
+    assert gap.startswith("peak: top left (on no marked region, but near")
 
 
 def test_where_on_the_other_images_and_blank_maps():

@@ -2,7 +2,7 @@
 # can run themselves. Each target is self-sufficient: it creates .venv and installs what it needs.
 PYTHON ?= python3
 
-.PHONY: help lab test check site mirror setup notebooks check-notebooks preflight
+.PHONY: help lab test check site mirror setup notebooks check-notebooks preflight workbench
 
 help:
 	@$(PYTHON) lesson.py help
@@ -36,3 +36,6 @@ check-notebooks:  ## fail if notebooks/ and episodes/ disagree
 
 preflight:      ## instructors: check the lesson's claims against the model learners use (LESSON_MODEL)
 	$(PYTHON) lesson.py preflight
+
+workbench:      ## check the lesson with the Carpentries Workbench (R, sandpaper), then build it in site/docs/
+	$(PYTHON) lesson.py workbench $(ARGS)

@@ -10,6 +10,7 @@ make can run them directly:
     python lesson.py setup    # only the set-up
     python lesson.py notebooks [--check]   # regenerate notebooks/ from episodes/ (or check they agree)
     python lesson.py preflight  # instructors: check the text's claims against LESSON_MODEL (default ResNet-50)
+    python lesson.py workbench  # check the lesson with the Carpentries Workbench (R's sandpaper), build site/
 
 Options: --dry-run prints every command it would run and runs none; `lab --anyway` starts
 JupyterLab even when the lesson's images are missing.
@@ -31,12 +32,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 import urllib.error
 import urllib.request
 import venv
 from pathlib import Path
-from typing import Callable, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -102,18 +104,28 @@ def _probe(url: str, timeout: float) -> Optional[str]:
         return None if error.code == 405 else f"it answered HTTP {error.code}"    # 405: no HEAD, but there
     except urllib.error.URLError as error:
         return str(error.reason)
-    except (OSError, ValueError) as error:
+    except Exception as error:   # noqa: BLE001 - OSError, ValueError, http.client's InvalidURL...: a reason, not a traceback
         return str(error) or type(error).__name__
+
+
+def _local_index_problem(url: str) -> Optional[str]:
+    """Why a local index (a folder, or a file:// URL) cannot be used, or None when the folder is there."""
+    folder = Path(urllib.request.url2pathname(url[len("file://"):]) if url.startswith("file://") else url)
+    if not folder.expanduser().is_dir():
+        return f"it is not an http(s) URL, and there is no folder {folder}"
+    return None
 
 
 def index_problem(url: str, timeout: float = PROBE_SECONDS) -> Optional[str]:
     """None when the package index at ``url`` answers for torch within ``timeout`` s, else why not.
 
-    Only http(s) indexes are probed; the probe runs in a thread so that a slow name lookup cannot
-    hold the set-up up for longer than ``timeout``.
+    http(s) indexes are probed; the probe runs in a thread so that a slow name lookup cannot
+    hold the set-up up for longer than ``timeout``. Anything else must be a folder that exists.
     """
+    if re.search(r"\s", url):
+        return "the address contains a space"
     if not url.startswith(("http://", "https://")):
-        return None
+        return _local_index_problem(url)
     answer: List[Optional[str]] = []
     thread = threading.Thread(target=lambda: answer.append(_probe(url, timeout)), daemon=True)
     thread.start()
@@ -224,6 +236,173 @@ def test_environment() -> dict:
     return env
 
 
+# ---------------------------------------------------------------- the Carpentries Workbench
+
+WORKBENCH_R = ROOT / "tools" / "workbench.R"
+#: sandpaper's own minimum (its check_pandoc()).
+PANDOC_MINIMUM = (2, 11)
+R_UNIVERSE = ('install.packages(c("sandpaper", "varnish", "pegboard", "tinkr"), '
+              'repos = c("https://carpentries.r-universe.dev", "https://cloud.r-project.org"))')
+MISSING_R = ("R is missing (no Rscript found): install R, then run this again. Linux: sudo apt install r-base "
+             "(Debian, Ubuntu) or sudo dnf install R (Fedora); macOS: brew install r, or the installer from "
+             "https://cloud.r-project.org; Windows: winget install RProject.R, or the installer from "
+             "https://cloud.r-project.org.")
+MISSING_PANDOC = ("pandoc {minimum} or newer is missing{found}: install it, then run this again. Linux: sudo apt "
+                  "install pandoc (Debian 12, Ubuntu 24.04 or newer; older ones: the .deb from "
+                  "https://pandoc.org/installing.html); macOS: brew install pandoc; Windows: winget install "
+                  "JohnMacFarlane.Pandoc.")
+MISSING_SANDPAPER = ("The R package sandpaper (the Carpentries Workbench) is missing: in R, on Linux, macOS and "
+                     "Windows alike, run " + R_UNIVERSE + " ; offline, set LESSON_R_PACKAGES to a folder of "
+                     "source packages (.tar.gz) and run this again.")
+WORKBENCH_FAILED = ("Stopped: the Carpentries Workbench found problems in the lesson (listed above); nothing was "
+                    "built. Fix them and run this again.")
+
+
+def find_rscript(which: Callable[[str], Optional[str]] = shutil.which,
+                 platform: str = sys.platform) -> Optional[str]:
+    """R's command-line runner: on PATH, else where R's installers put it (Windows, macOS)."""
+    found = which("Rscript")
+    if found:
+        return found
+    if platform == "win32":        # R's Windows installer does not add itself to PATH
+        base = Path(os.environ.get("ProgramFiles", r"C:\Program Files"), "R")
+        installs = sorted(base.glob("R-*/bin/Rscript.exe"),
+                          key=lambda path: version_tuple(path.parent.parent.name[2:]))
+        return str(installs[-1]) if installs else None
+    framework = Path("/Library/Frameworks/R.framework/Resources/bin/Rscript")
+    return str(framework) if platform == "darwin" and framework.exists() else None
+
+
+def version_tuple(text: str) -> Tuple[int, ...]:
+    """'2.17.1.1' as (2, 17, 1, 1) and R's '0.7-9' as (0, 7, 9); None or '' as ()."""
+    return tuple(int(part) for part in re.findall(r"\d+", text or ""))
+
+
+def r_versions(rscript: str, packages: List[str] = ()) -> Dict[str, Optional[str]]:
+    """The versions of R, pandoc, sandpaper and ``packages`` that ``rscript`` sees (None: missing)."""
+    result = subprocess.run([rscript, str(WORKBENCH_R), "check", *packages], cwd=ROOT,
+                            capture_output=True, text=True)
+    versions: Dict[str, Optional[str]] = {}
+    for line in result.stdout.splitlines():
+        name, _, version = line.strip().partition(" ")
+        if name:
+            versions[name] = None if version.strip() in {"", "-"} else version.strip()
+    if result.returncode != 0 or "R" not in versions:
+        raise SystemExit(f"Could not ask R what is installed ({rscript} {WORKBENCH_R} check):\n{result.stderr}")
+    return versions
+
+
+def workbench_problems(versions: Mapping[str, Optional[str]]) -> List[str]:
+    """One line for each thing the Workbench needs and R does not find: pandoc, then sandpaper.
+
+    >>> workbench_problems({"R": "4.2.2", "pandoc": "2.17.1.1", "sandpaper": "0.20.2"})
+    []
+    """
+    problems = []
+    pandoc = versions.get("pandoc")
+    if not pandoc or version_tuple(pandoc) < PANDOC_MINIMUM:
+        problems.append(MISSING_PANDOC.format(minimum=".".join(map(str, PANDOC_MINIMUM)),
+                                              found=f" (R finds pandoc {pandoc})" if pandoc else ""))
+    if not versions.get("sandpaper"):
+        problems.append(MISSING_SANDPAPER)
+    return problems
+
+
+def _description(text: str) -> Dict[str, str]:
+    """The fields of an R DESCRIPTION file (continuation lines start with a space)."""
+    fields: Dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if line[:1].isspace() and key:
+            fields[key] += " " + line.strip()
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            key = key.strip()
+            fields[key] = value.strip()
+    return fields
+
+
+def r_source_packages(folder: Path) -> List[Tuple[str, str, Path]]:
+    """(name, version, file) of each R source package (``*.tar.gz``) in ``folder``, every package after
+    those of the folder it needs (Depends, Imports, LinkingTo), so that they install in this order."""
+    packages: Dict[str, Tuple[str, Path, set]] = {}
+    for path in sorted(Path(folder).glob("*.tar.gz")):
+        with tarfile.open(path) as archive:
+            member = next((m for m in archive.getmembers() if re.fullmatch(r"[^/]+/DESCRIPTION", m.name)), None)
+            if member is None:
+                raise SystemExit(f"{path} is not an R source package (it holds no PACKAGE/DESCRIPTION)")
+            fields = _description(archive.extractfile(member).read().decode("utf-8", "replace"))
+        needs = " ".join(fields.get(key, "") for key in ("Depends", "Imports", "LinkingTo"))
+        names = {part.strip() for part in re.sub(r"\([^)]*\)", "", needs).split(",")}
+        packages[fields["Package"]] = (fields.get("Version", ""), path, names)
+    ordered: List[Tuple[str, str, Path]] = []
+
+    def place(name: str, trail: Tuple[str, ...]) -> None:
+        if name in trail:
+            raise SystemExit(f"The R packages in {folder} need each other in a circle: {' -> '.join(trail + (name,))}")
+        if name not in packages or any(name == done for done, _, _ in ordered):
+            return
+        version, path, needs = packages[name]
+        for needed in sorted(needs):
+            place(needed, trail + (name,))
+        ordered.append((name, version, path))
+
+    for name in packages:
+        place(name, ())
+    return ordered
+
+
+def install_r_packages(rscript: str, folder: Path) -> None:
+    """Install the source packages in ``folder`` that R does not have at their version."""
+    if not Path(folder).is_dir():
+        raise SystemExit(f"LESSON_R_PACKAGES={folder} is not a folder: point it at a folder of R source "
+                         f"packages (.tar.gz), or unset it.")
+    packages = r_source_packages(Path(folder))
+    if not packages:
+        raise SystemExit(f"LESSON_R_PACKAGES={folder} holds no R source packages (.tar.gz).")
+    installed = r_versions(rscript, [name for name, _, _ in packages])
+    wanted = [(name, version, path) for name, version, path in packages
+              if version_tuple(installed.get(name)) != version_tuple(version)]
+    if not wanted:
+        print(f"The R packages in {folder} are installed already.", flush=True)
+        return
+    print(f"Installing {len(wanted)} R package(s) from {folder}: {', '.join(name for name, _, _ in wanted)} ...",
+          flush=True)
+    run(rscript, WORKBENCH_R, "install", *[path.resolve() for _, _, path in wanted])
+    if DRY_RUN:
+        return
+    now = r_versions(rscript, [name for name, _, _ in wanted])
+    failed = [f"{name} {version}" for name, version, _ in wanted
+              if version_tuple(now.get(name)) != version_tuple(version)]
+    if failed:
+        raise SystemExit(f"Installing from {folder} failed for {', '.join(failed)} (R's messages are above): "
+                         f"a package the folder lacks may be missing; install it, then run this again.")
+
+
+def workbench() -> int:
+    """Validate the lesson with the Carpentries Workbench (headings too), then build it in site/."""
+    rscript = find_rscript()
+    if rscript is None:
+        print(MISSING_R, flush=True)
+        return 1
+    folder = os.environ.get("LESSON_R_PACKAGES", "").strip()
+    if folder:
+        install_r_packages(rscript, Path(folder))
+    problems = workbench_problems(r_versions(rscript))
+    for problem in problems:
+        print(problem, flush=True)
+    if problems:
+        return 1
+    if run(rscript, WORKBENCH_R, "validate", ROOT, must_succeed=False) != 0:
+        print(WORKBENCH_FAILED, flush=True)
+        return 1
+    run(rscript, WORKBENCH_R, "build", ROOT)
+    if not DRY_RUN:
+        print(f"The Workbench site is in {ROOT / 'site' / 'docs'}: open index.html there in a browser "
+              f"(instructor/ holds the instructors' view).", flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     global DRY_RUN
     DRY_RUN = "--dry-run" in argv
@@ -264,6 +443,8 @@ def main(argv: list[str]) -> int:
     elif command == "preflight":
         python = ensure_venv(developer=False)
         run(python, "-m", "helpers.claims", *argv[1:])
+    elif command == "workbench":
+        return workbench()
     else:
         known = command in {"help", "-h", "--help"}
         if not known:

@@ -12,22 +12,27 @@ the same step (stride) across and down. See :func:`infer_layout` for the exact r
 
 ``survey(model)`` runs the model once on a blank image (in eval mode, without gradients,
 hooks removed after) and lists every layer whose output is such a grid, in the order the
-layers finish. ``target_layer_choice`` picks from that list; ``helpers.models`` uses it.
+layers finish. ``target_layer_choices`` picks from that list (the lesson's two models,
+ResNet-50 and EfficientNet-Lite0, by name); ``helpers.models`` and ``helpers.cam`` use it.
 
 >>> from torchvision.models import vgg11_bn                      # doctest: +SKIP
->>> target_layer_choice(vgg11_bn(weights=None)).name             # doctest: +SKIP
+>>> target_layer_choices(vgg11_bn(weights=None))[0].name         # doctest: +SKIP
 'features'
 """
 
 from __future__ import annotations
 
 import math
+import re
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+
+from .modelstate import eval_mode, model_device, model_dtype, model_lock, unwrap
 
 #: Layers that only pool, drop, flatten or rearrange: never a target of their own.
 PASS_THROUGH = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Dropout2d,
@@ -74,8 +79,8 @@ def infer_layout(shape: Sequence[int], image_size: Tuple[int, int],
       give or take rounding), else ``[N, h, w, C]`` if those fit. Channels first wins a tie
       (``[N, 7, 7, 7]``), as in every convolutional network; pass ``reshape=`` otherwise.
     - 3 dimensions ``[N, T, C]``: ``T - p`` patch tokens on a grid with a whole patch size,
-      after ``p`` leading tokens (``prefix_tokens`` when the model says, else the smallest
-      ``p`` from 0 to 8 that fits).
+      after ``p`` leading tokens (``prefix_tokens`` when the model says, or none: CaiT and
+      ConViT add their class token half-way; else the smallest ``p`` from 0 to 8 that fits).
 
     >>> infer_layout((1, 768, 7, 7), (224, 224)).kind, infer_layout((1, 7, 7, 768), (224, 224)).kind
     ('NCHW', 'NHWC')
@@ -93,7 +98,7 @@ def infer_layout(shape: Sequence[int], image_size: Tuple[int, int],
         return None
     if len(shape) == 3:
         tokens = int(shape[1])
-        prefixes = [prefix_tokens] if prefix_tokens is not None else range(MAX_PREFIX_TOKENS + 1)
+        prefixes = range(MAX_PREFIX_TOKENS + 1) if prefix_tokens is None else dict.fromkeys([prefix_tokens, 0])
         for prefix in prefixes:
             count = tokens - prefix
             if count < 1:
@@ -119,8 +124,66 @@ def to_feature_map(output: torch.Tensor, layout: Layout) -> torch.Tensor:
     return output[:, layout.prefix:, :].reshape(output.shape[0], h, w, output.shape[2]).permute(0, 3, 1, 2)
 
 
+# --- the model's output: its class scores ---------------------------------------------------------
+
+def class_scores(output: object) -> torch.Tensor:
+    """The class scores ``[N, classes]`` in what a model returned.
+
+    A tensor is taken as it is; from anything else, its ``logits`` (Hugging Face's outputs,
+    a dict with a "logits" key), or else the one tensor of two dimensions among its items (a
+    tuple, list, named tuple or dict). Otherwise a ``ValueError`` says what the model
+    returned and how to wrap it (``helpers.models.ClassScores``).
+
+    >>> class_scores({"logits": torch.zeros(1, 10), "features": torch.zeros(1, 8, 4, 4)}).shape
+    torch.Size([1, 10])
+    """
+    if isinstance(output, torch.Tensor):
+        if output.dim() == 2:
+            return output
+        raise ValueError(f"the model gives output of shape {tuple(output.shape)}, not class scores [N, classes]")
+    logits = output.get("logits") if isinstance(output, Mapping) else getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor) and logits.dim() == 2:
+        return logits
+    items = list(output.values()) if isinstance(output, Mapping) else \
+        list(output) if isinstance(output, (tuple, list)) else []
+    tensors = [item for item in items if isinstance(item, torch.Tensor)]
+    scores = [tensor for tensor in tensors if tensor.dim() == 2]
+    if len(scores) == 1:
+        return scores[0]
+    raise ValueError(_not_scores(output, tensors, scores))
+
+
+def _not_scores(output: object, tensors: List[torch.Tensor], scores: List[torch.Tensor]) -> str:
+    """What the model returned, in one line, and how to get class scores from it."""
+    kind = type(output).__name__
+    shapes = ", ".join(str(list(tensor.shape)) for tensor in tensors)
+    got = f"a {kind} of {len(tensors)} tensors ({shapes})" if tensors else f"a {kind}"
+    if scores:
+        return (f"the model returned {got}, and which of them are the class scores [N, classes] is not clear: wrap "
+                f"the model so that it returns them, for example ClassScores(model, 0) (from helpers.models) for "
+                f"the first")
+    if tensors:
+        return (f"the model returned {got}, none of them class scores [N, classes]: is it a backbone (timm's "
+                f"features_only=True)? GradCAM explains a class score: make the model without features_only, or "
+                f"give it a classifier head")
+    return (f"the model returned {got}, not class scores [N, classes]: wrap the model so that it returns them, "
+            f"for example ClassScores(model, lambda output: output.scores) (from helpers.models)")
+
+
+def configured(model: nn.Module) -> nn.Module:
+    """The module that says how ``model`` was made: the model itself, or inside a wrapper
+    (``nn.Sequential(vit)``, ``DataParallel``, ``torch.compile``) the outermost timm or torchvision
+    model; the model itself when none says."""
+    for module in model.modules():
+        if getattr(module, "pretrained_cfg", None) or getattr(module, "default_cfg", None) \
+                or isinstance(getattr(module, "image_size", None), int) or hasattr(module, "num_prefix_tokens"):
+            return module
+    return model
+
+
 def prefix_tokens(model: nn.Module) -> Optional[int]:
     """How many tokens stand before the patch tokens, when the model says (timm or torchvision ViT)."""
+    model = configured(model)
     count = getattr(model, "num_prefix_tokens", None)          # timm: class + register + distillation
     if isinstance(count, int):
         return count
@@ -130,7 +193,16 @@ def prefix_tokens(model: nn.Module) -> Optional[int]:
 
 
 def input_size(model: nn.Module) -> Tuple[int, int]:
-    """The image size the model was made for: timm's config, torchvision ViT's ``image_size``, else 224."""
+    """The image size the model was made for, else 224.
+
+    timm: the size its (first) patch embedding was built for (``img_size=``), else its config;
+    torchvision's ViT: its ``image_size``.
+    """
+    model = configured(model)
+    for module in model.modules():
+        built = getattr(module, "img_size", None)
+        if isinstance(built, (tuple, list)) and len(built) == 2 and all(isinstance(side, int) for side in built):
+            return int(built[0]), int(built[1])
     config = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
     if isinstance(config, dict) and len(config.get("input_size", ())) == 3:
         return int(config["input_size"][1]), int(config["input_size"][2])
@@ -140,8 +212,21 @@ def input_size(model: nn.Module) -> Tuple[int, int]:
     return 224, 224
 
 
+def input_channels(model: nn.Module) -> Optional[int]:
+    """How many channels the model's first convolution takes (1 for grey, 3 for RGB), or None.
+
+    >>> input_channels(nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU()))
+    1
+    """
+    for module in model.modules():
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return int(module.in_channels)
+    return None
+
+
 def needs_fixed_size(model: nn.Module) -> bool:
     """True for models that only take their own input size (most ViTs); CNNs take any size."""
+    model = configured(model)
     config = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
     if isinstance(config, dict) and config.get("fixed_input_size") and \
             not getattr(getattr(model, "patch_embed", None), "dynamic_img_size", False):
@@ -155,6 +240,10 @@ def needs_fixed_size(model: nn.Module) -> bool:
 
 #: The blank image of the dry run, for models that take any size (a small one: quick).
 DRY_RUN_SIZE = 128
+#: The sizes tried next, in order, when a model fails at that one: ImageNet's, CIFAR's, MNIST's, others.
+OTHER_SIZES = (224, 32, 28, 64, 96, 256, 299, 384, 512)
+#: The centre of the bright spot on the dry run's second image, as fractions (down, across).
+SPOT = (0.3125, 0.6875)
 
 
 def dry_run_size(model: nn.Module) -> Tuple[int, int]:
@@ -162,14 +251,47 @@ def dry_run_size(model: nn.Module) -> Tuple[int, int]:
     return input_size(model) if needs_fixed_size(model) else (DRY_RUN_SIZE, DRY_RUN_SIZE)
 
 
+def image_pair(image_size: object) -> Tuple[int, int]:
+    """``image_size`` (an int, or (height, width)) as (height, width); a clear error for anything else."""
+    pair = (image_size, image_size) if isinstance(image_size, int) else image_size
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or \
+            not all(isinstance(side, int) and not isinstance(side, bool) and side >= 1 for side in pair):
+        raise ValueError(f"image_size must be a size in pixels, an int or (height, width), got {image_size!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def dry_run_sizes(model: nn.Module, image_size: Optional[object] = None) -> List[Tuple[int, int]]:
+    """The sizes the dry run tries, in order: ``image_size`` alone when given; else the model's own
+    (``dry_run_size``, ``input_size``), then ``DRY_RUN_SIZE`` and ``OTHER_SIZES``."""
+    if image_size is not None:
+        return [image_pair(image_size)]
+    sides = (DRY_RUN_SIZE,) + OTHER_SIZES
+    return list(dict.fromkeys([dry_run_size(model), input_size(model)] + [(side, side) for side in sides]))
+
+
 @dataclass(frozen=True)
 class LayerOutput:
-    """One layer's output in the dry run: its name, the layer, the shape and how it holds its grid."""
+    """One layer's output in the dry run: its name, the layer, the shape (for one image), how it holds
+    its grid, and its attribute path (``"blocks.11.norm1"``; ``name`` is ``"blocks[11].norm1"``)."""
 
     name: str
     module: nn.Module
     shape: Tuple[int, ...]
     layout: Layout
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What a dry run found: the layers whose output is a grid, in the order they finish; the image
+    size it ran at; whether the model took only that size (``fixed``); and, by ``id`` of the layer,
+    the names of grids whose positions are not in row order (``unordered``: Hiera's unrolled tokens,
+    attention weights), which GradCAM cannot reshape without ``reshape=``."""
+
+    outputs: List[LayerOutput]
+    size: Tuple[int, int]
+    fixed: bool
+    unordered: Dict[int, str]
 
 
 def display_name(name: str) -> str:
@@ -180,69 +302,164 @@ def display_name(name: str) -> str:
     return out
 
 
-_SURVEYS: "weakref.WeakKeyDictionary[nn.Module, Tuple[int, List[LayerOutput]]]" = weakref.WeakKeyDictionary()
+_SURVEYS: "weakref.WeakKeyDictionary[nn.Module, Tuple[int, Dict[object, object]]]" = weakref.WeakKeyDictionary()
 
 
-def survey(model: nn.Module) -> List[LayerOutput]:
-    """Every layer whose output is a grid, in the order the layers finish, from one dry run.
+def survey(model: nn.Module, image_size: Optional[object] = None) -> List[LayerOutput]:
+    """Every layer whose output is a grid, in the order the layers finish, from one dry run (``dry_run``)."""
+    return dry_run(model, image_size).outputs
 
-    The dry run feeds one blank image (``dry_run_size``), in eval mode and without
-    gradients; every hook is removed and every submodule's mode restored after, on error too.
-    The answer is remembered for this model until its set of layers changes.
+
+def dry_run(model: nn.Module, image_size: Optional[object] = None) -> Survey:
+    """One dry run of ``model``: a blank image, and the same with a bright spot, as one batch.
+
+    It runs in eval mode and without gradients, at the first of ``dry_run_sizes`` the model
+    takes (``image_size`` when given); every hook is removed and every submodule's mode
+    restored after, on error too. A grid that is not a CNN's ``[N, C, h, w]`` (and any grid of
+    a transformer) counts only when the spot changes it most where the spot is: so attention
+    weights, windows and tokens kept in another order (Hiera's) are not taken for a picture of
+    the image. On a square image, only square grids count.
+    The answer (or the error when no size runs) is remembered for this model until its set
+    of layers changes.
     """
-    from .cam import model_lock
-
-    # The model's lock is held for the whole survey, so another thread's forward pass cannot
-    # fire the dry run's hooks (nor is a result computed while racing remembered).
+    key = None if image_size is None else image_pair(image_size)
+    # The model's lock is held for the whole dry run, so another thread's forward pass cannot
+    # fire its hooks (nor is a result computed while racing remembered).
     with model_lock(model):
-        return _survey_locked(model)
+        signature = hash(tuple(id(module) for module in model.modules()))
+        cached = _SURVEYS.get(model)
+        if cached is None or cached[0] != signature:
+            cached = _SURVEYS[model] = (signature, {})
+        if key not in cached[1]:
+            try:
+                cached[1][key] = _first_size_that_runs(model, dry_run_sizes(model, key))
+            except ValueError as error:               # remembered too: trying every size again would be slow
+                cached[1][key] = error
+        found = cached[1][key]
+        if isinstance(found, ValueError):
+            raise ValueError(str(found))
+        return found
 
 
-def _survey_locked(model: nn.Module) -> List[LayerOutput]:
-    from .cam import eval_mode, model_device
+def _first_size_that_runs(model: nn.Module, sizes: List[Tuple[int, int]]) -> Survey:
+    failures: List[Tuple[Tuple[int, int], Exception]] = []
+    for size in sizes:
+        try:
+            records = _record_grids(model, size)
+        except Exception as error:  # noqa: BLE001 - a size the model does not take fails in any way
+            failures.append((size, error))
+            continue
+        # A CNN's own maps [N, C, h, w] are taken as they are (a random CNN's spot can wander); all
+        # other layouts, and every grid of a transformer, must show the spot where it is.
+        transformer = bool(records) and records[-1][0].layout.kind != "NCHW"
+        doubtful = [(output, ordered) for output, ordered in records if output.layout.kind != "NCHW" or transformer]
+        unordered = {id(output.module): output.name for output, ordered in doubtful if not ordered}
+        outputs = [output for output, _ in records if id(output.module) not in unordered]
+        return Survey(outputs, size, bool(failures) or needs_fixed_size(model), unordered)
+    (size, error), tried = failures[0], ", ".join(f"{h}x{w}" for (h, w), _ in failures)
+    first = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+    raise ValueError(f"could not find target layers for a {type(model).__name__}: a dry run on a blank image "
+                     f"failed at every size tried ({tried}); at {size[0]}x{size[1]}: {first}. If the model takes "
+                     f"another size, say which: image_size= (for example default_target_layers(model, "
+                     f"image_size=40)); or pass target_layers yourself")
 
-    signature = hash(tuple(id(module) for module in model.modules()))
-    cached = _SURVEYS.get(model)
-    if cached is not None and cached[0] == signature:
-        return cached[1]
-    size = dry_run_size(model)
+
+def spotted_pair(model: nn.Module, size: Tuple[int, int]) -> torch.Tensor:
+    """Two blank images for ``model`` (its channels, dtype and device), the second with a bright square at ``SPOT``."""
+    height, width = size
+    images = torch.zeros(2, input_channels(model) or 3, height, width, dtype=model_dtype(model),
+                         device=model_device(model))
+    half_h, half_w = max(1, height // 16), max(1, width // 16)
+    top, left = max(0, round(SPOT[0] * height) - half_h), max(0, round(SPOT[1] * width) - half_w)
+    images[1, :, top:top + 2 * half_h, left:left + 2 * half_w] = 1.0
+    return images
+
+
+def _record_grids(model: nn.Module, size: Tuple[int, int]) -> List[Tuple[LayerOutput, bool]]:
+    """Each grid the model makes from ``spotted_pair``, and whether it shows the spot where it is."""
     prefix = prefix_tokens(model)
     names = {module: name for name, module in model.named_modules() if name}
-    found: List[LayerOutput] = []
+    records: List[Tuple[LayerOutput, bool]] = []
 
     def hook(module: nn.Module, inputs, output) -> None:
-        if not isinstance(output, torch.Tensor) or module not in names:
-            return
         if isinstance(module, PASS_THROUGH) or type(module).__name__ in PASS_THROUGH_NAMES:
             return
+        if not isinstance(output, torch.Tensor) or output.dim() not in (3, 4) or output.shape[0] != 2:
+            return                                    # not a grid, or windows folded into the batch (Swin)
         layout = infer_layout(tuple(output.shape), size, prefix)
-        if layout is not None and layout.grid[0] * layout.grid[1] > 1:
-            found.append(LayerOutput(display_name(names[module]), module, tuple(output.shape), layout))
+        if layout is None or layout.grid[0] * layout.grid[1] == 1:
+            return
+        if size[0] == size[1] and layout.grid[0] != layout.grid[1]:
+            return                                    # a square image makes square grids (not MaxViT's windows)
+        path, shape = names[module], (1,) + tuple(output.shape[1:])
+        records.append((LayerOutput(display_name(path), module, shape, layout, path), _shows_spot(output, layout)))
 
-    parameter = next(model.parameters(), None)
-    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
-    blank = torch.zeros(1, 3, *size, dtype=dtype, device=model_device(model))
+    images = spotted_pair(model, size)
     handles = [module.register_forward_hook(hook) for module in names]
     try:
         with eval_mode(model), torch.no_grad():
-            model(blank)
+            unwrap(model)(images)
     finally:
         for handle in handles:
             handle.remove()
-    _SURVEYS[model] = (signature, found)
-    return found
+    return records
 
 
-def _has_attention_child(module: nn.Module) -> bool:
-    return any(isinstance(child, nn.MultiheadAttention) or "Attention" in type(child).__name__
-               for child in module.children())
+def _shows_spot(output: torch.Tensor, layout: Layout) -> bool:
+    """Whether the spot changes this grid most where the spot is (give or take an eighth of the grid)."""
+    grid = to_feature_map(output.detach().float(), layout)
+    change = (grid[1] - grid[0]).norm(dim=0)
+    if not bool(change.max() > 0):
+        return False                                  # the image does not reach this output
+    height, width = change.shape
+    row, column = divmod(int(change.argmax()), width)
+    slack = max(1, round(min(height, width) / 8))
+    return abs(row - int(SPOT[0] * height)) <= slack and abs(column - int(SPOT[1] * width)) <= slack
 
 
-def _first_layer_norm(module: nn.Module) -> Optional[Tuple[str, nn.Module]]:
-    for name, child in module.named_modules():
-        if isinstance(child, nn.LayerNorm):
-            return name, child
-    return None
+def taken_size(model: nn.Module) -> Optional[Tuple[Tuple[int, int], bool]]:
+    """(the size the dry run ran at, whether the model takes only that one); None when no size ran."""
+    try:
+        found = dry_run(model)
+    except ValueError:
+        return None
+    return found.size, found.fixed
+
+
+def unordered_layer(model: nn.Module, layer: nn.Module) -> Optional[str]:
+    """The name of ``layer`` when the dry run found its grid out of row order (Hiera), else None."""
+    try:
+        return dry_run(model).unordered.get(id(layer))
+    except ValueError:
+        return None
+
+
+def _reaching(model: nn.Module, outputs: List[LayerOutput], size: Tuple[int, int]) -> set:
+    """The layers (by ``id``) among ``outputs`` whose patch tokens the class scores depend on.
+
+    One forward pass with gradients, of a noise image, and one gradient of the scores with
+    respect to each layer's first output; the model's own gradients are not touched.
+    """
+    wanted = {id(output.module): output for output in outputs}
+    kept: Dict[int, torch.Tensor] = {}
+
+    def hook(module: nn.Module, inputs, output) -> None:
+        if id(module) not in kept and isinstance(output, torch.Tensor) and output.requires_grad:
+            kept[id(module)] = output
+
+    with model_lock(model):                           # before the hooks go on: no other thread's pass fires them
+        handles = [output.module.register_forward_hook(hook) for output in {id(o.module): o for o in outputs}.values()]
+        try:
+            with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
+                image = torch.randn(1, input_channels(model) or 3, *size, generator=torch.Generator().manual_seed(0))
+                image = image.to(device=model_device(model), dtype=model_dtype(model)).requires_grad_(True)
+                scores = class_scores(unwrap(model)(image))
+                gradients = torch.autograd.grad(scores.sum(), list(kept.values()), allow_unused=True) if kept else []
+        finally:
+            for handle in handles:
+                handle.remove()
+    return {key for key, gradient in zip(kept, gradients)
+            if gradient is not None and bool(gradient[:, wanted[key].layout.prefix:].abs().max() > 0)}
 
 
 @dataclass(frozen=True)
@@ -254,67 +471,137 @@ class Choice:
     reason: str
 
 
-def _transformer_blocks(model: nn.Module, outputs: List[LayerOutput]) -> List[Choice]:
-    """Each transformer block's first LayerNorm, last block first."""
-    ran = {id(output.module): output for output in outputs}
-    choices = []
-    for name, module in model.named_modules():
-        if name and _has_attention_child(module):
-            norm = _first_layer_norm(module)
-            if norm is not None and id(norm[1]) in ran:
-                full = display_name(f"{name}.{norm[0]}")
-                choices.append(Choice(full, norm[1], ""))
-    return choices[::-1]
-
-
 def _depth(name: str) -> int:
     return name.count(".") + name.count("[")
 
 
-def target_layer_choices(model: nn.Module, limit: int = 4) -> List[Choice]:
-    """Candidate target layers from coarse (deep) to fine (shallow); the first is the default.
+def _is_norm(module: nn.Module) -> bool:
+    return isinstance(module, (nn.LayerNorm, nn.GroupNorm)) or type(module).__name__.endswith("Norm")
 
-    - Vision transformers (the last grid the model makes is tokens): each block's first
-      LayerNorm (``blocks[-1].norm1`` in timm, ``encoder.layers[-1].ln_1`` in torchvision),
-      last block first.
-    - Everything else: for each grid size, coarsest first, the outermost layer (fewest dots
-      in its name) that outputs a map of that size, the last to finish among those: the
-      model's stages (``layer4``, ``features``, ``features[5]``...). At most ``limit``.
+
+def _earlier_blocks(first: LayerOutput, outputs: List[LayerOutput]) -> List[LayerOutput]:
+    """The same layer in the blocks before ``first``'s, nearest first: ``blocks[10].norm1``, ``blocks[9].norm1``...
+
+    The block is the last part of the path that ends in a number for which such layers exist
+    (``blocks.11``, torchvision's ``encoder_layer_11``).
     """
-    outputs = survey(model)
-    if not outputs:
-        raise ValueError(f"no layer of this {type(model).__name__} gives a spatial feature map (a grid of "
-                         f"positions) for a {input_size(model)} image; pass target_layers yourself")
-    last = outputs[-1]
-    if last.layout.kind == "tokens":
-        blocks = _transformer_blocks(model, outputs)
-        if blocks:
-            first = blocks[0]
-            reason = (f"{first.name}: the last transformer block's first LayerNorm, which holds "
-                      f"{last.shape[1]} tokens ({last.layout.describe()}). Its patch tokens still reach "
-                      f"the class score through the block's attention; the last block's own output "
-                      f"reaches the score only through the class token, so GradCAM there is blank.")
-            return [Choice(first.name, first.module, reason)] + blocks[1:limit]
-    by_grid: Dict[Tuple[int, int], LayerOutput] = {}
-    for output in outputs:                          # in finishing order: a later one of equal depth wins
-        if output.layout.kind == "tokens":
+    by_path = {output.path: output for output in outputs}
+    parts = first.path.split(".")
+    for index in range(len(parts) - 1, -1, -1):
+        match = re.fullmatch(r"(.*?)(\d+)", parts[index])
+        if match is None:
             continue
+        stem, number = match.group(1), int(match.group(2))
+        paths = [".".join(parts[:index] + [f"{stem}{k}"] + parts[index + 1:]) for k in range(number - 1, -1, -1)]
+        found = [by_path[path] for path in paths if path in by_path]
+        if found:
+            return found
+    return []
+
+
+def _class_token_choices(model: nn.Module, found: Survey, limit: int) -> List[Choice]:
+    """For a transformer whose last tokens reach the score only through its class token: the last
+    layer whose patch tokens still reach it (a norm where there is one), and the same in earlier blocks.
+
+    Empty when the model's last tokens reach the score themselves (it pools them), or nothing does.
+    """
+    last = found.outputs[-1]
+    if last.layout.kind != "tokens":
+        return []
+    same = [output for output in found.outputs if output.layout.kind == "tokens" and output.shape == last.shape]
+    reaching = _reaching(model, same, found.size)
+    if not reaching or id(last.module) in reaching:
+        return []
+    candidates = [output for output in same if id(output.module) in reaching]
+    outermost = min(_depth(output.name) for output in candidates)
+    first = ([o for o in candidates if _is_norm(o.module)] or [o for o in candidates if _depth(o.name) == outermost])[-1]
+    reason = (f"{first.name}: the last layer whose patch tokens still reach the class score ({last.shape[1]} tokens, "
+              f"{first.layout.describe()}). After it the score depends on the image only through the class "
+              f"token, so GradCAM at a later layer is blank.")
+    return [Choice(first.name, first.module, reason)] + \
+        [Choice(o.name, o.module, "") for o in _earlier_blocks(first, found.outputs)[:limit - 1]]
+
+
+def _grid_choices(model: nn.Module, found: Survey, limit: int) -> List[Choice]:
+    """For each grid size, coarsest first, the outermost layer of that size, the last to finish."""
+    by_grid: Dict[Tuple[int, int], LayerOutput] = {}
+    for output in found.outputs:                    # in finishing order: a later one of equal depth wins
         best = by_grid.get(output.layout.grid)
         if best is None or _depth(output.name) <= _depth(best.name):
             by_grid[output.layout.grid] = output
     ordered = sorted(by_grid.values(), key=lambda o: o.layout.grid[0] * o.layout.grid[1])
-    if not ordered:
-        raise ValueError(f"no layer of this {type(model).__name__} gives a feature map; pass target_layers yourself")
     first = ordered[0]
-    height, width = dry_run_size(model)
-    step = height // first.layout.grid[0]
+    (height, width), (rows, columns) = found.size, first.layout.grid
+    step = height // rows
     channels = first.shape[1] if first.layout.kind == "NCHW" else first.shape[-1]
+    scale = f"{rows}x{columns} for its {height}x{width} input" if found.fixed else \
+        f"{224 // step}x{224 // step} for a 224 px image"
     layout = "" if first.layout.kind == "NCHW" else \
-        " Its output is channels last, [N, h, w, C]; GradCAM turns it into [N, C, h, w] automatically."
+        f" Its output is {first.layout.describe()}; GradCAM turns it into [N, C, h, w] automatically."
     reason = (f"{first.name}: the last layer whose output is a spatial feature map: {channels} channels on a "
-              f"grid with one position per {step} pixels ({224 // step}x{224 // step} for a 224 px image). "
-              f"After it the model pools the grid away, so this is the last layer that says where.{layout}")
+              f"grid with one position per {step} pixels ({scale}). After it the model pools the grid "
+              f"away, so this is the last layer that says where.{layout}")
     return [Choice(first.name, first.module, reason)] + [Choice(o.name, o.module, "") for o in ordered[1:limit]]
 
 
-Reshape = Callable[[torch.Tensor], torch.Tensor]
+def surveyed_choices(model: nn.Module, limit: int = 4, image_size: Optional[object] = None) -> List[Choice]:
+    """Candidate target layers of any classifier, from its dry run, coarse (deep) to fine (shallow).
+
+    - Transformers whose last tokens reach the score only through a class token: the last
+      layer whose patch tokens still reach it, found with one gradient (``blocks[-1].norm1``
+      in timm's ViT, ``encoder.layers[-1].ln_1`` in torchvision's, whatever the attention's
+      class is called), then the same layer in the blocks before.
+    - Everything else (CNNs, and transformers that pool their tokens): for each grid size,
+      coarsest first, the outermost layer (fewest dots in its name) that outputs a map of that
+      size, the last to finish among those: the model's stages (``layer4``, ``features``...).
+
+    At most ``limit``. ``image_size``: the size of the dry run (see ``dry_run``).
+    """
+    found = dry_run(model, image_size)
+    if not found.outputs:
+        raise ValueError(f"no layer of this {type(model).__name__} gives a spatial feature map (a grid of "
+                         f"positions) for a {found.size[0]}x{found.size[1]} image; pass target_layers yourself")
+    return _class_token_choices(model, found, limit) or _grid_choices(model, found, limit)
+
+
+# --- the lesson's two models, by name; any other classifier from its dry run ---------------------
+
+def is_resnet(model: nn.Module) -> bool:
+    """True for torchvision's ResNets (the lesson's ResNet-50)."""
+    from torchvision.models import ResNet       # torchvision loads on first use, not with the helpers
+
+    return isinstance(model, ResNet)
+
+
+def is_efficientnet(model: nn.Module) -> bool:
+    """True for timm's EfficientNets (the lesson's stand-in, EfficientNet-Lite0)."""
+    return type(model).__name__ == "EfficientNet" and hasattr(model, "blocks") and hasattr(model, "conv_head")
+
+
+def target_layer_choices(model: nn.Module, image_size: Optional[object] = None) -> List[Choice]:
+    """Candidate target layers from coarse (deep) to fine (shallow); the first is the default.
+
+    ResNets: ``layer4`` to ``layer1``; the stand-in: its last four blocks; any other
+    classifier: ``surveyed_choices`` (one dry run, at ``image_size`` when given). A model the
+    dry run fails on gets a ``ValueError`` that says so.
+    """
+    if is_resnet(model):
+        channels = [m.out_channels for m in model.layer4.modules() if isinstance(m, nn.Conv2d)][-1]
+        reason = (f"layer4: ResNet's last convolutional stage ({channels} feature maps of 7x7 for a "
+                  f"224 px image); after it the model averages the grid away, so this is the last place that "
+                  f"says where.")
+        return [Choice(name, getattr(model, name), reason if name == "layer4" else "")
+                for name in ("layer4", "layer3", "layer2", "layer1")]
+    if is_efficientnet(model):
+        count = len(model.blocks)
+        reason = (f"blocks[{count - 1}]: the last block of EfficientNet's convolutional stages (the lesson's "
+                  f"choice for the stand-in; only a 1x1 convolution head follows before the pooling).")
+        return [Choice(f"blocks[{i}]", model.blocks[i], reason if i == count - 1 else "")
+                for i in range(count - 1, max(count - 5, -1), -1)]
+    try:
+        return surveyed_choices(model, image_size=image_size)
+    except ValueError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the dry run can fail in any way for a non-classifier
+        raise ValueError(f"could not find target layers for a {type(model).__name__}: a dry run on a blank "
+                         f"image failed ({type(error).__name__}: {error}); pass target_layers yourself") from error

@@ -19,17 +19,19 @@ The other methods change only that step; see ``METHODS``.
 
 from __future__ import annotations
 
-import threading
-import weakref
-from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .architectures import (class_scores, display_name, infer_layout, input_channels, prefix_tokens,
+                            target_layer_choices, to_feature_map, unordered_layer)
 from .labels import check_class_id
+from .modelstate import eval_mode, model_device, model_dtype, model_lock, unwrap
 
 
 # --- 3. the methods: (activations [N,C,h,w], gradients [N,C,h,w]) -> maps [N,h,w] -----------
@@ -103,45 +105,17 @@ def _method(name: str) -> Method:
 
 # --- 1. the forward pass that keeps the activations -------------------------------------------
 
-_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-def model_lock(model: nn.Module) -> threading.RLock:
-    """The lock that serialises the helpers' work on ``model`` (one per model, gone with the model).
-
-    Two threads explaining with one model would otherwise see each other's hooks and
-    each other's eval/train switches.
-    """
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(model)
-        if lock is None:
-            lock = _LOCKS[model] = threading.RLock()
-        return lock
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for a while, then give every submodule back its own mode.
-
-    Holds the model's lock meanwhile, so that another thread cannot switch modes in between.
-    """
-    with model_lock(model):
-        modes = [(module, module.training) for module in model.modules()]
-        model.eval()
-        try:
-            yield model
-        finally:
-            for module, training in modes:
-                module.training = training
-
-
 def layer_name(model: nn.Module, layer: nn.Module) -> str:
     """The attribute path of ``layer`` inside ``model`` (``"layer4"``), or its class name."""
     for name, module in model.named_modules():
         if module is layer:
             return name or "the model itself"
     return f"a {type(layer).__name__} that is not part of the model"
+
+
+def shown_name(model: nn.Module, layer: nn.Module) -> str:
+    """``layer``'s name as you would type it after ``model.``: ``layer3[1].relu``."""
+    return display_name(layer_name(model, layer))
 
 
 def forward_with_activations(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
@@ -154,6 +128,10 @@ def forward_with_activations(model: nn.Module, target_layers: Sequence[nn.Module
     automatically (``helpers.architectures.infer_layout``); ``reshape``, a function from the
     layer's output to ``[N, C, h, w]`` such as pytorch-grad-cam's ``reshape_transform``,
     overrides that. Gradients taken with respect to the returned maps are the model's own.
+    The logits are the model's class scores, also when it returns them inside an object, a
+    tuple or a dict (``helpers.architectures.class_scores``). A wrapped model (``torch.compile``,
+    ``DataParallel``) runs as the model it wraps. A layer that runs several times keeps its first
+    call, as pytorch-grad-cam does, with a warning.
 
     With ``detach=True`` (one layer only) the kept activations are a fresh leaf of the graph:
     the network runs without a graph up to the layer, and only the part after it is kept for
@@ -164,23 +142,59 @@ def forward_with_activations(model: nn.Module, target_layers: Sequence[nn.Module
     if detach and len(layers) != 1:
         raise ValueError("detach=True keeps one layer's activations; pass a single target layer")
     x = model_input(model, input_tensor)
-    kept: Dict[int, torch.Tensor] = {}
+    run = _run_keeping(model, layers, x, detach, reshape)
+    logits = class_scores(run.output)
+    if detach and not logits.requires_grad:
+        # A torch.no_grad() block in the model's forward around the layer ended the graph that
+        # the hook began: keep the whole graph instead.
+        run = _run_keeping(model, layers, x, False, reshape)
+        logits = class_scores(run.output)
+    _check_kept(model, layers, run, tuple(x.shape[-2:]))
+    return logits, [run.kept[i] for i in range(len(layers))]
+
+
+@dataclass
+class _Run:
+    """One forward pass with hooks: the model's output, the kept maps by layer, how often each layer
+    ran, and which layers' outputs were rearranged automatically (tokens, channels last)."""
+
+    output: object = None
+    kept: Dict[int, torch.Tensor] = field(default_factory=dict)
+    calls: Dict[int, int] = field(default_factory=dict)
+    rearranged: set = field(default_factory=set)
+
+
+def _run_keeping(model: nn.Module, layers: List[nn.Module], x: torch.Tensor, detach: bool,
+                 reshape: Optional[Reshape]) -> _Run:
+    """One forward pass with a hook on each layer, which keeps the layer's first output as a map."""
+    run = _Run()
+    kept = run.kept
 
     def keeper(index: int):
         def hook(module: nn.Module, inputs, output):
+            run.calls[index] = run.calls.get(index, 0) + 1
+            if index in kept:
+                return None                             # a later call: the first one is kept
             if detach:
                 # The network ran without a graph up to here (nothing kept for gradients before
                 # the layer); from here on it keeps one, with the layer's output as its leaf.
                 torch.set_grad_enabled(True)
-            to_map = reshape or _automatic_reshape(model, module, output, tuple(x.shape[-2:]))
-            if to_map is None:
-                kept[index] = output.detach().requires_grad_(True) if detach else output
-                # Hand the rest of the network a copy, so an in-place operation after the layer
-                # (an inplace ReLU, say) cannot change the activations we keep.
-                return kept[index].clone()
-            return _keep_reshaped(model, module, output, to_map, detach, kept, index)
+            to_map = reshape or _automatic_reshape(module, output, tuple(x.shape[-2:]), prefix_tokens(model))
+            if to_map is not None and reshape is None:
+                run.rearranged.add(index)
+            # An output made under torch.no_grad() in the model's forward becomes a leaf too, and
+            # what the hook hands on carries a graph: GradCAM can then say if the score misses it.
+            leaf = detach or not output.requires_grad
+            with torch.enable_grad():
+                if to_map is None:
+                    kept[index] = output.detach().requires_grad_(True) if leaf else output
+                    # Hand the rest of the network a copy, so an in-place operation after the layer
+                    # (an inplace ReLU, say) cannot change the activations we keep.
+                    return kept[index].clone()
+                return _keep_reshaped(model, module, output, to_map, leaf, kept, index)
         return hook
 
+    failure: Optional[_NotAGrid] = None
     # The model's lock (reentrant: eval_mode takes it too) is held BEFORE the hooks go on, so
     # another thread's forward pass cannot fire this call's hooks.
     with model_lock(model):
@@ -191,37 +205,86 @@ def forward_with_activations(model: nn.Module, target_layers: Sequence[nn.Module
             with eval_mode(model), torch.inference_mode(False), torch.set_grad_enabled(not detach):
                 if not detach:
                     x.requires_grad_(True)
-                logits = model(x)
+                run.output = unwrap(model)(x)
+        except _NotAGrid as error:
+            failure = error
+        except RuntimeError as error:
+            if _channel_problem(model, x) is None:
+                raise
+            raise ValueError(_channel_problem(model, x)) from error
         finally:
             for handle in handles:
                 handle.remove()
-    missing = [layer_name(model, layer) for i, layer in enumerate(layers) if i not in kept]
+    if failure is not None:                             # explained now that the hooks are gone
+        raise ValueError(failure.explain(model)) from None
+    return run
+
+
+def _check_kept(model: nn.Module, layers: List[nn.Module], run: _Run, image_size: Tuple[int, int]) -> None:
+    """A clear error for a layer that never ran; a warning for one that ran twice, a 1x1 grid, or
+    tokens out of row order."""
+    missing = [layer_name(model, layer) for i, layer in enumerate(layers) if i not in run.kept]
     if missing:
         raise ValueError(f"target layer {', '.join(missing)} never ran when the model ran, so it has no "
                          f"activations; choose a layer the model uses, such as {', '.join(_example_layers(model))}")
-    if logits.dim() != 2:
-        raise ValueError(f"the model gives output of shape {tuple(logits.shape)}, not class scores [N, classes]")
-    return logits, [kept[i] for i in range(len(layers))]
+    for index, layer in enumerate(layers):
+        name = shown_name(model, layer)
+        if run.calls[index] > 1:
+            block = name.rsplit(".", 1)[0] if "." in name else ""
+            warnings.warn(f"target layer {name} ran {run.calls[index]} times in one forward pass (one module used in "
+                          f"several places, as torchvision's BasicBlock uses its ReLU); the map uses its first call, "
+                          f"as pytorch-grad-cam does." + (f" For the block's output, choose the block, {block}."
+                                                          if block else ""), stacklevel=5)
+        if run.kept[index].shape[-2:] == (1, 1):
+            warnings.warn(f"target layer {name} gives a 1x1 grid for this {image_size[0]}x{image_size[1]} image: a map "
+                          f"of one position cannot say where, so it is blank. Choose an earlier layer with a finer "
+                          f"grid, such as {_finer_layer(model, layer)}, or a larger image", stacklevel=5)
+        elif index in run.rearranged and unordered_layer(model, layer):
+            warnings.warn(f"the dry run could not read {name}'s positions in row order (a bright spot on the image "
+                          f"changes its grid most somewhere else, as in Hiera's unrolled tokens), so this map may "
+                          f"be scrambled; pass reshape= to lay its output out as [N, C, h, w], or choose a layer "
+                          f"such as {', '.join(_example_layers(model))}", stacklevel=5)
 
 
-def _automatic_reshape(model: nn.Module, module: nn.Module, output: object,
-                       image_size: Tuple[int, int]) -> Optional[Reshape]:
-    """None for a feature map [N, C, h, w]; a reshape for tokens or channels last; else a clear error."""
-    from .architectures import infer_layout, prefix_tokens, to_feature_map
+def _finer_layer(model: nn.Module, layer: nn.Module) -> str:
+    """The next target layer after ``layer`` among the model's choices (or the first other one)."""
+    try:
+        choices = target_layer_choices(model)
+    except ValueError:
+        return "an earlier block"
+    modules = [choice.module for choice in choices]
+    later = choices[modules.index(layer) + 1:] if layer in modules else choices
+    others = [choice.name for choice in later if choice.module is not layer]
+    return others[0] if others else "an earlier block"
 
+
+class _NotAGrid(Exception):
+    """Raised inside a hook for an output that is not a feature map; explained after the hooks are gone."""
+
+    def __init__(self, module: nn.Module, output: object, image_size: Tuple[int, int]) -> None:
+        super().__init__()
+        self.module, self.output, self.image_size = module, output, image_size
+
+    def explain(self, model: nn.Module) -> str:
+        shape = list(self.output.shape) if isinstance(self.output, torch.Tensor) else type(self.output).__name__
+        height, width = self.image_size
+        return (f"target layer {layer_name(model, self.module)} gives {shape} for a {height}x{width} image, which is "
+                f"not a feature map: no grid of positions can be read from it (not [N, C, h, w], [N, h, w, C], or "
+                f"tokens [N, 1 + h*w, C]). Choose a layer such as {', '.join(_example_layers(model))}, or pass "
+                f"reshape=, a function that turns this output into [N, C, h, w], for example "
+                f"reshape=lambda t: t[:, 1:, :].reshape(t.shape[0], 14, 14, t.shape[2]).permute(0, 3, 1, 2)")
+
+
+def _automatic_reshape(module: nn.Module, output: object, image_size: Tuple[int, int],
+                       prefix: Optional[int]) -> Optional[Reshape]:
+    """None for a feature map [N, C, h, w]; a reshape for tokens or channels last; else ``_NotAGrid``."""
     if isinstance(output, torch.Tensor) and output.dim() in (3, 4):
-        layout = infer_layout(tuple(output.shape), image_size, prefix_tokens(model))
+        layout = infer_layout(tuple(output.shape), image_size, prefix)
         if layout is None and output.dim() == 4:
             return None                               # any other 4-D output: taken as [N, C, h, w]
         if layout is not None:
             return None if layout.kind == "NCHW" else (lambda t: to_feature_map(t, layout))
-    shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-    raise ValueError(
-        f"target layer {layer_name(model, module)} gives {shape} for a {image_size[0]}x{image_size[1]} image, "
-        f"which is not a feature map: no grid of positions can be read from it (not [N, C, h, w], [N, h, w, C], or tokens "
-        f"[N, 1 + h*w, C]). Choose a layer such as {', '.join(_example_layers(model))}, or pass reshape=, a "
-        f"function that turns this output into [N, C, h, w], for example "
-        f"reshape=lambda t: t[:, 1:, :].reshape(t.shape[0], 14, 14, t.shape[2]).permute(0, 3, 1, 2)")
+    raise _NotAGrid(module, output, image_size)
 
 
 def _adjoint(to_map: Reshape, like: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
@@ -257,16 +320,27 @@ def _keep_reshaped(model: nn.Module, module: nn.Module, output: torch.Tensor, to
 # --- 2 and 4. gradients, and maps scaled to the image -----------------------------------------
 
 def class_gradients(logits: torch.Tensor, activations: Sequence[torch.Tensor], class_ids: Sequence[int],
-                    keep_graph: bool = False) -> List[torch.Tensor]:
+                    keep_graph: bool = False, names: Optional[Sequence[str]] = None) -> List[torch.Tensor]:
     """The gradient of each image's class score with respect to the kept activations.
 
-    Uses ``torch.autograd.grad``, so no ``.grad`` of the model's weights is touched.
+    Uses ``torch.autograd.grad``, so no ``.grad`` of the model's weights is touched. When the
+    score does not depend on a layer (the model's forward runs it under ``torch.no_grad()``
+    or detaches its output: a frozen backbone), a ``ValueError`` names the layer (``names``).
     """
+    names = list(names) if names is not None else ["the target layer"] * len(activations)
     index = torch.as_tensor(list(class_ids), device=logits.device).reshape(-1, 1)
     # also when the caller is inside torch.no_grad() or torch.inference_mode()
     with torch.inference_mode(False), torch.enable_grad():
         score = logits.gather(1, index).sum()
-        return list(torch.autograd.grad(score, list(activations), retain_graph=keep_graph))
+        gradients = torch.autograd.grad(score, list(activations), retain_graph=keep_graph, allow_unused=True) \
+            if score.requires_grad else [None] * len(activations)
+    unused = [name for name, gradient in zip(names, gradients) if gradient is None]
+    if unused:
+        raise ValueError(f"the class score does not depend on {', '.join(dict.fromkeys(unused))}: is that part of "
+                         f"the model's forward run under torch.no_grad() or .detach() (a frozen backbone)? GradCAM "
+                         f"follows the gradient from the score back to the layer: freeze weights with "
+                         f"requires_grad_(False) instead, or choose a layer after the frozen part")
+    return list(gradients)
 
 
 def scale_maps(maps: torch.Tensor, size: Tuple[int, int], stretch: bool = True) -> torch.Tensor:
@@ -319,7 +393,7 @@ def compute_cams(model: nn.Module, target_layers: Sequence[nn.Module], class_ids
                for i, c in enumerate(ids)]
         gradients = [None] * len(activations)
         if method not in GRADIENT_FREE:
-            gradients = class_gradients(logits, activations, ids)
+            gradients = class_gradients(logits, activations, ids, names=[shown_name(model, l) for l in layers])
         size = tuple(input_tensor.shape[-2:])
         with torch.no_grad():
             maps = maps_to_image([cam_of(a.detach(), g) for a, g in zip(activations, gradients)], size, stretch)
@@ -355,21 +429,20 @@ def gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Opti
 # --- checks that give clear messages --------------------------------------------------------
 
 def check_input(input_tensor: object) -> torch.Tensor:
+    """``input_tensor`` when it is a float tensor [N, C, H, W] of finite values, else a clear error."""
     if not isinstance(input_tensor, torch.Tensor):
-        raise TypeError(f"input_tensor must be a torch.Tensor [N, 3, H, W] (from load_image), "
-                        f"got {type(input_tensor).__name__}")
-    if input_tensor.dim() != 4 or input_tensor.shape[1] != 3 or not input_tensor.is_floating_point():
-        raise ValueError(f"input_tensor must be a float tensor of shape [N, 3, H, W] (from load_image), "
-                         f"got {input_tensor.dtype} of shape {tuple(input_tensor.shape)}")
+        raise TypeError(f"input_tensor must be a torch.Tensor [N, 3, H, W] (from load_image; [N, 1, H, W] for a "
+                        f"grey model), got {type(input_tensor).__name__}")
+    if input_tensor.dim() != 4 or not input_tensor.is_floating_point():
+        raise ValueError(f"input_tensor must be a float tensor of shape [N, 3, H, W] (from load_image; [N, C, H, W] "
+                         f"for a model of C channels), got {input_tensor.dtype} of shape {tuple(input_tensor.shape)}")
+    bad = ~torch.isfinite(input_tensor)
+    if bool(bad.any()):
+        count, first = int(bad.sum()), bad.nonzero()[0].tolist()
+        raise ValueError(f"input_tensor holds {count} NaN or infinite value{'s' if count > 1 else ''} (the first at "
+                         f"{first}), which would make the whole map NaN: check how it was made (a division by a "
+                         f"zero std? a broken image?)")
     return input_tensor
-
-
-def model_dtype(model: nn.Module) -> torch.dtype:
-    """The dtype of the model's first floating-point parameter (float32 for a model without any)."""
-    for parameter in model.parameters():
-        if parameter.is_floating_point():
-            return parameter.dtype
-    return torch.float32
 
 
 def model_input(model: nn.Module, input_tensor: object) -> torch.Tensor:
@@ -381,6 +454,17 @@ def model_input(model: nn.Module, input_tensor: object) -> torch.Tensor:
     x = check_input(input_tensor)
     with torch.inference_mode(False):
         return x.detach().to(device=model_device(model), dtype=model_dtype(model)).clone()
+
+
+def _channel_problem(model: nn.Module, x: torch.Tensor) -> Optional[str]:
+    """Why ``x`` does not fit the model when its channels are not those of the first convolution, else None."""
+    channels = input_channels(model)
+    if channels is None or x.shape[1] == channels:
+        return None
+    fix = f"make it with load_image(..., model=model), which makes {'a grey' if channels == 1 else 'an RGB'} image" \
+        if channels in (1, 3) else f"make the input tensor [N, {channels}, H, W] yourself"
+    return (f"this model takes {channels} channel{'s' if channels > 1 else ''} (its first convolution), but "
+            f"input_tensor has {x.shape[1]}: {fix}")
 
 
 def check_target_layers(model: nn.Module, target_layers: object) -> List[nn.Module]:
@@ -398,16 +482,7 @@ def check_target_layers(model: nn.Module, target_layers: object) -> List[nn.Modu
 
 
 def _example_layers(model: nn.Module) -> List[str]:
-    from .models import layer_choices
-
     try:
-        return list(layer_choices(model))[:2]
+        return [choice.name for choice in target_layer_choices(model)][:2]
     except ValueError:
         return ["the last convolutional block"]
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (the CPU for a model without any)."""
-    for parameter in model.parameters():
-        return parameter.device
-    return torch.device("cpu")

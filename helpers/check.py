@@ -23,6 +23,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+from .downloads import cache_dir, hash_matches, lesson_images, manifest
+
 #: PyTorch's CPU-only wheels (Linux without an NVIDIA GPU; elsewhere the default wheels are CPU-only).
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 _TORCH = '"torch>=2.2,<3" "torchvision>=0.17,<1"'
@@ -132,6 +134,8 @@ def check_widget_extension() -> Check:
 
 
 def check_weights() -> Check:
+    # Lazy on purpose: helpers.models imports torch, and the checker must run (and say that torch is
+    # missing) in a Python without it.
     from .models import resnet50_weights_path, weights_problem
 
     path = resnet50_weights_path()
@@ -146,8 +150,6 @@ def check_weights() -> Check:
 
 
 def check_images() -> Check:
-    from .downloads import cache_dir, hash_matches, lesson_images, manifest
-
     missing = [name for name in lesson_images()
                if not (cache_dir() / name).is_file() or not hash_matches(cache_dir() / name, manifest()[name])]
     detail = f"all {len(lesson_images())} in {cache_dir()}" if not missing else f"not cached: {', '.join(missing)}"

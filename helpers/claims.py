@@ -25,8 +25,17 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 
+from . import trust
 from ._files import read_data_file
+from .architectures import class_scores
+from .cam import gradcam
+from .downloads import fetch
+from .images import load_image
+from .labels import class_name
+from .models import default_target_layers, load_model
+from .modelstate import eval_mode, model_device
 
 REGIONS_FILE = Path(__file__).resolve().parent.parent / "data" / "regions.json"
 
@@ -78,7 +87,11 @@ def _labels(image_name: str, shape: Tuple[int, int]) -> Tuple[np.ndarray, List[s
 
 
 def peak(cam: np.ndarray) -> Optional[Tuple[float, float]]:
-    """The (x, y) of a map's largest value as fractions of its width and height; None for a blank map."""
+    """The (x, y) of a map's largest value as fractions of its width and height.
+
+    None for a blank map: a flat one, or one without any positive value (a signed map's
+    negative part is evidence against the class, not a place where it is).
+    """
     cam = np.asarray(cam, dtype=np.float32)
     if cam.ndim != 2 or cam.size == 0:
         raise ValueError(f"a map must be 2-D [H, W], got shape {cam.shape}")
@@ -86,7 +99,7 @@ def peak(cam: np.ndarray) -> Optional[Tuple[float, float]]:
     if not finite.any():
         return None
     cam = np.where(finite, cam, cam[finite].min())       # a NaN or inf pixel is ignored, not the whole map
-    if float(cam.max()) <= float(cam.min()):
+    if float(cam.max()) <= max(float(cam.min()), 0.0):  # flat, or no positive value (a signed map)
         return None
     row, col = np.unravel_index(int(cam.argmax()), cam.shape)
     height, width = cam.shape
@@ -207,7 +220,7 @@ def _check_map(cam: np.ndarray) -> np.ndarray:
     if cam.ndim != 2 or cam.size == 0:
         raise ValueError(f"a map must be 2-D [H, W], got shape {cam.shape}; for a batch of maps pass one, "
                          f"such as maps[0]")
-    return np.where(np.isfinite(cam), cam, 0.0)           # a NaN or inf pixel carries no weight
+    return np.where(np.isfinite(cam), cam, 0.0).clip(min=0.0)   # a NaN, inf or negative pixel carries no weight
 
 
 def _inside(image_name: str, region: str, shape: Tuple[int, int]) -> np.ndarray:
@@ -235,8 +248,9 @@ def share_in(cam: np.ndarray, image_name: str, region: str) -> Share:
     """The fraction of a map's total weight that lies inside one region's boxes, with the region's area.
 
     Returns a ``Share``: a float (use it as a number, ``f"{share:.0%}"``) that also carries
-    ``area``, the share a uniform map would get there, and ``ratio`` = share ÷ area. A map
-    with no weight at all has share 0.
+    ``area``, the share a uniform map would get there, and ``ratio`` = share ÷ area. The weight
+    is the map's positive part: a signed map's negative values (evidence against the class)
+    count as 0, as GradCAM's own ReLU does; a map without positive values has share 0.
 
     >>> cam = np.zeros((100, 100)); cam[80:, 30:60] = 1.0
     >>> print(share_in(cam, "both.png", "cat"))
@@ -299,21 +313,14 @@ class Lab:
 
     def image(self, name: str):
         if name not in self._images:
-            from .downloads import fetch
-            from .images import load_image
-
             self._images[name] = load_image(fetch(name))
         return self._images[name]
 
     def probabilities(self, name: str) -> np.ndarray:
         key = ("p", name)
         if key not in self._cache:
-            import torch
-
-            from .cam import eval_mode, model_device
-
             with eval_mode(self.model), torch.no_grad():
-                logits = self.model(self.image(name)[0].to(model_device(self.model)))
+                logits = class_scores(self.model(self.image(name)[0].to(model_device(self.model))))
             self._cache[key] = torch.softmax(logits[0].float(), dim=0).cpu().numpy()
         return self._cache[key]
 
@@ -324,17 +331,12 @@ class Lab:
         class_id = self.top(name) if class_id is None else class_id
         key = ("cam", name, class_id, method)
         if key not in self._cache:
-            from .cam import gradcam
-            from .models import default_target_layers
-
             self._cache[key] = gradcam(self.model, default_target_layers(self.model), class_id,
                                        self.image(name)[0], method=method)
         return self._cache[key]
 
 
 def _label(class_id: int) -> str:
-    from .labels import class_name
-
     return class_name(class_id)
 
 
@@ -387,31 +389,25 @@ def _cat_in_top5(lab: Lab) -> Tuple[str, bool]:
 
 
 def _cascade_changes_gradcam(lab: Lab) -> Tuple[str, bool]:
-    from .models import default_target_layers
-    from .trust import randomisation_check
-
-    result = randomisation_check(lab.model, default_target_layers, [245, 281], lab.image("both.png")[0],
+    result = trust.randomisation_check(lab.model, default_target_layers, [245, 281], lab.image("both.png")[0],
                                  seeds=range(2), stages=3, progress=False)
     return f"mean Spearman {result['mean']:.2f} ({result['stages']})", bool(result["mean"] < 0.5)
 
 
 def _cascade_keeps_guided_backprop(lab: Lab) -> Tuple[str, bool]:
-    from .trust import guided_backprop, guided_model, randomised_model, spearman
-
     x = lab.image("both.png")[0]
-    guided = guided_model(lab.model)
-    _, randomised = randomised_model(lab.model, 0, 3)
-    guided_random = guided_model(randomised)
+    guided = trust.guided_model(lab.model)
+    _, randomised = trust.randomised_model(lab.model, 0, 3)
+    guided_random = trust.guided_model(randomised)
     del randomised
-    rho = float(np.mean([spearman(guided_backprop(lab.model, c, x, guided),
-                                  guided_backprop(guided_random, c, x, guided_random)) for c in (245, 281)]))
+    rho = float(np.mean([trust.spearman(trust.guided_backprop(lab.model, c, x, guided),
+                                        trust.guided_backprop(guided_random, c, x, guided_random))
+                         for c in (245, 281)]))
     return f"mean Spearman {rho:.2f}", rho > 0.7
 
 
 def _faithful(curve_name: str):
     def check(lab: Lab) -> Tuple[str, bool]:
-        from . import trust
-
         curve = getattr(trust, f"{curve_name}_curve")
         x = lab.image("both.png")[0]
         top = lab.top("both.png")
@@ -493,11 +489,13 @@ def _frozen_backbone_misses(lab: Lab) -> Tuple[str, bool]:
 #: or renumbered episode is one line to change here.
 EPISODES: Dict[str, str] = {
     "model": "02-pretrained-model.md",
-    "gradcam": "03-gradcam.md",
-    "exploring": "04-exploring.md",
-    "methods": "05-other-methods.md",
-    "trust": "06-trust.md",
-    "own model": "07-your-own-model.md",
+    "gradcam": "03-gradcam-by-hand.md",
+    "reading": "04-reading-maps.md",
+    "exploring": "05-exploring.md",
+    "methods": "06-other-methods.md",
+    "trust": "07-trust.md",
+    "own model": "08-your-own-model.md",
+    "shortcut": "09-shortcut.md",
 }
 
 
@@ -510,25 +508,25 @@ def _in(*keys: str) -> str:
 #: holds ``sentence`` word for word) and what it expects; ``python lesson.py preflight`` runs them.
 CLAIMS: List[Claim] = [
     Claim("both.png: the top class is a dog breed",
-          _in("methods", "gradcam"), "Which of them put most weight on the dog?",
+          _in("methods", "reading"), "Which of them put most weight on the dog?",
           "a class in 151..268 with p >= 0.05", _top_is("dog", is_dog, "both.png", 0.05)),
     Claim("both.png: a cat is in the top 5",
           _in("model"), "the premise may not even hold for you",
           "a class in 281..285 among the top 5", _cat_in_top5),
     Claim("both.png: the top dog class's peak is on the dog",
-          _in("trust", "gradcam"), "GradCAM for a dog class lands on the dog",
+          _in("trust", "reading"), "GradCAM for a dog class lands on the dog",
           "p >= 0.05 and peak in the dog box", _peak_on("both.png", _top_dog("both.png"), "dog", 0.05)),
     Claim("both.png: the top cat class's peak is on the cat",
-          _in("methods", "gradcam"), "does the map of the most probable cat class land on the cat",
+          _in("methods", "reading"), "does the map of the most probable cat class land on the cat",
           "p >= 0.005 and peak in the cat box", _peak_on("both.png", _top_cat("both.png"), "cat", 0.005)),
     Claim("dog_cat.jfif: the top class is a dog breed",
-          _in("gradcam"), "check whether the predicted class and tabby peak on different animals",
+          _in("reading"), "check whether the predicted class and tabby peak on different animals",
           "a class in 151..268 with p >= 0.05", _top_is("dog", is_dog, "dog_cat.jfif", 0.05)),
     Claim("dog_cat.jfif: the top dog class's peak is on the dog",
-          _in("gradcam"), "check whether the predicted class and tabby peak on different animals",
+          _in("reading"), "check whether the predicted class and tabby peak on different animals",
           "p >= 0.05 and peak in the dog box", _peak_on("dog_cat.jfif", _top_dog("dog_cat.jfif"), "dog", 0.05)),
     Claim("an improbable class's GradCAM is not specific: 918's map follows the reveal class's",
-          _in("gradcam", "exploring"), "many other classes peak on the cat too",
+          _in("reading", "exploring"), "many other classes peak on the cat too",
           "p(918) < 0.005 and Spearman >= 0.5 with the most probable cat class's map",
           _not_specific("both.png", 918, 0.5)),
     Claim("layers: one layer earlier, the predicted class's map is less specific",
@@ -548,10 +546,10 @@ CLAIMS: List[Claim] = [
           _in("trust"), "It very nearly ignores the model",
           "mean Spearman > 0.7", _cascade_keeps_guided_backprop),
     Claim("shortcut: the stamp model follows the stamp, and its GradCAM peaks on it",
-          _in("own model"), "you have seen GradCAM point at it",
+          _in("shortcut"), "you have seen GradCAM point at it",
           "accuracy falls by >= 0.5 when the stamp moves; >= 80% of maps peak within 10 px of it", _shortcut_found),
     Claim("shortcut: a frozen backbone with a new linear head learns the stamp, and GradCAM misses it",
-          _in("own model"), "pretrained backbone with a new linear head also learned the shortcut by accuracy",
+          _in("shortcut"), "pretrained backbone with a new linear head also learned the shortcut by accuracy",
           "accuracy falls by >= 0.3 when the stamp moves; <= 50% of maps peak within 10 px of it",
           _frozen_backbone_misses),
     Claim("deletion: GradCAM beats a random map on both.png",
@@ -587,18 +585,21 @@ def show_claim(name: str, model, lab: Optional[Lab] = None) -> None:
 def check_claims(model, names: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
     """Run the claims (all, or those named) on ``model``; one row per claim.
 
-    Rows hold ``claim``, ``episode``, ``sentence``, ``expected``, ``observed`` and ``ok``.
-    A claim whose check raises is a failed claim, with the error as its observation.
+    Rows hold ``claim``, ``episode``, ``sentence``, ``expected``, ``observed``, ``ok`` and
+    ``error``. A claim whose check raises is a failed claim, with the error as its observation
+    and ``error`` True: the model was not seen, so the text is not known to be wrong.
     """
     lab = Lab(model)
     rows = []
     for item in CLAIMS if names is None else [claim(n) for n in names]:
+        error = None
         try:
             observed, ok = item.check(lab)
-        except Exception as error:                    # noqa: BLE001 - reported, never hidden
-            observed, ok = f"error: {type(error).__name__}: {error}", False
+        except Exception as raised:                   # noqa: BLE001 - reported, never hidden
+            error, ok = raised, False
+            observed = f"error: {type(raised).__name__}: {raised}"
         rows.append({"claim": item.name, "episode": item.episode, "sentence": item.sentence,
-                     "expected": item.expected, "observed": observed, "ok": bool(ok)})
+                     "expected": item.expected, "observed": observed, "ok": bool(ok), "error": error is not None})
     return rows
 
 
@@ -619,24 +620,28 @@ def preflight(model_name: Optional[str] = None, names: Optional[Sequence[str]] =
     ``model_name`` defaults to ``LESSON_MODEL`` (ResNet-50 with its real weights when they can be had);
     ``names`` picks some claims (default: all).
     """
-    import torch
-
-    from .models import load_model
-
     torch.manual_seed(0)                     # a random-weights model is then the same every run
     model = load_model(model_name)
     print(f"Checking the lesson's claims against {model.lesson_name} ...", flush=True)
     rows = check_claims(model, names)
     print(format_table(rows))
-    failed = [row for row in rows if not row["ok"]]
-    if not failed:
+    failed = [row for row in rows if not row["ok"] and not row["error"]]
+    broken = [row for row in rows if row["error"]]
+    if not failed and not broken:
         print(f"\nAll {len(rows)} claims hold for {model.lesson_name}: the text matches what learners will see.")
         return 0
-    print(f"\n{len(failed)} of {len(rows)} claims do NOT hold for {model.lesson_name}. Before teaching, "
-          f"reword these sentences (or tell learners what to expect instead):")
-    for row in failed:
-        print(f"- {row['episode']}: \"{row['sentence']}\"\n    ({row['claim']}: expected {row['expected']}, "
-              f"observed {row['observed']})")
+    if broken:
+        print(f"\n{len(broken)} of {len(rows)} claims could NOT be checked: an error stopped them before the "
+              f"model was seen, so fix the cause and run the pre-flight again (missing lesson images: run "
+              f"`python -m helpers.setup` with internet, or set LESSON_DATA_MIRROR):")
+        for row in broken:
+            print(f"- {row['claim']}: {row['observed']}")
+    if failed:
+        print(f"\n{len(failed)} of {len(rows)} claims do NOT hold for {model.lesson_name}. Before teaching, "
+              f"reword these sentences (or tell learners what to expect instead):")
+        for row in failed:
+            print(f"- {row['episode']}: \"{row['sentence']}\"\n    ({row['claim']}: expected {row['expected']}, "
+                  f"observed {row['observed']})")
     return 1
 
 
@@ -644,9 +649,6 @@ def draw_regions(path: Optional[Path] = None, size: int = 224):
     """A figure of the lesson images with their regions drawn; saved to ``path`` when given."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
-
-    from .downloads import fetch
-    from .images import load_image
 
     names = list(_all_regions())
     columns = 2
@@ -687,21 +689,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="check only this claim (repeatable); default: every claim")
     parser.add_argument("--figure", type=Path, default=None, help="draw the regions figure to this PNG and stop")
     args = parser.parse_args(argv)
-    if args.figure is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        draw_regions(args.figure)
-        print(f"wrote {args.figure}")
-        return 0
     try:
+        if args.figure is not None:
+            return _figure(args.figure)
         for name in args.names or []:
             claim(name)                                  # a misspelt claim is named before the model loads
         return preflight(args.model, args.names)
-    except (KeyError, ValueError) as error:              # an unknown model or claim: one line, no traceback
+    except (KeyError, ValueError, OSError) as error:     # an unknown model or claim, an unwritable path: one line
         text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f"python -m helpers.claims: error: {text}", file=sys.stderr)
         return 2
+
+
+def _figure(path: Path) -> int:
+    """Draw the regions figure to ``path``, making its folder when missing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draw_regions(path)
+    print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""The explorer's kept graphs: one forward pass per image and layer, and a bound on how many live.
+"""The explorer's computation: kept graphs (one forward pass per image and layer), and maps made from them.
 
 A *kept graph* is what the explorer needs to answer a new class with one gradient: the logits,
 one layer's activations and the part of the network after that layer. It holds tens of MB, so
 only the ``MAX_KEPT_GRAPHS`` most recently used ones live, across every explorer and every model.
 An explorer whose graph was freed makes it again (one forward pass) when it is next used.
+``ExplorerMaps`` is one explorer's computation: its kept graph and the low-resolution maps it made.
 
 >>> from helpers.explorer_graphs import run_forward, KeptGraphs   # doctest: +SKIP
 >>> graph = run_forward(model, model.layer4, input_tensor)        # doctest: +SKIP
@@ -17,17 +18,21 @@ import weakref
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 
-from .cam import class_gradients, forward_with_activations
+from .cam import GRADIENT_FREE, METHODS, class_gradients, forward_with_activations, maps_to_image, shown_name
+from .explorer_state import ExplorerState, Message
 
-#: How many kept graphs may live at once, over all explorers (2 fit episode 4's explorers).
+#: How many kept graphs may live at once, over all explorers (2 fit episode 5's explorers).
 MAX_KEPT_GRAPHS = 3
 #: How many class gradients a kept graph remembers (each is as large as the activations).
 MAX_GRADIENTS = 8
+#: How many low-resolution maps an explorer remembers.
+MAP_CACHE_SIZE = 256
 
 
 @contextmanager
@@ -45,13 +50,15 @@ class KeptGraph:
     activations: torch.Tensor
     probabilities: torch.Tensor
     gradients: "OrderedDict[int, torch.Tensor]" = field(default_factory=OrderedDict)
+    layer: str = "the target layer"
 
     def gradients_for(self, class_id: int) -> torch.Tensor:
         """The gradient of ``class_id``'s score with respect to the activations (remembered)."""
         gradients = self.gradients.get(class_id)
         if gradients is None:
             with grad_mode():
-                gradients = class_gradients(self.logits, [self.activations], [class_id], keep_graph=True)[0]
+                gradients = class_gradients(self.logits, [self.activations], [class_id], keep_graph=True,
+                                            names=[self.layer])[0]
             self.gradients[class_id] = gradients
             while len(self.gradients) > MAX_GRADIENTS:
                 self.gradients.popitem(last=False)
@@ -64,7 +71,8 @@ def run_forward(model: nn.Module, layer: nn.Module, input_tensor: torch.Tensor) 
     with grad_mode():
         x = input_tensor.clone()                 # an inference tensor becomes a normal one here
         logits, (activations,) = forward_with_activations(model, [layer], x, detach=True)
-    return KeptGraph(logits, activations, torch.softmax(logits.detach()[0].float(), dim=0))
+    return KeptGraph(logits, activations, torch.softmax(logits.detach()[0].float(), dim=0),
+                     layer=shown_name(model, layer))
 
 
 class KeptGraphs:
@@ -98,3 +106,70 @@ class KeptGraphs:
 
 #: The one register of every explorer's kept graph.
 KEPT = KeptGraphs()
+
+
+class ExplorerMaps:
+    """One explorer's computation: the kept graph of its state's image and layer, and the maps made from it.
+
+    The model is held weakly, and strongly only while the graph is kept (``KEPT`` decides how long).
+    """
+
+    def __init__(self, model: nn.Module, state: ExplorerState) -> None:
+        self.state = state
+        self._model_ref = weakref.ref(model)
+        self._model: Optional[nn.Module] = model          # held strongly only while the graph is kept
+        self._graph: Optional[KeptGraph] = None
+        self._graph_key: Optional[Tuple[str, str]] = None
+        self._maps: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+
+    def has_graph(self) -> bool:
+        return self._graph is not None
+
+    def drop_graph(self) -> None:
+        """Free the kept graph (and the strong hold on the model); the next use makes it again."""
+        self._graph, self._graph_key, self._model = None, None, None
+
+    def model(self) -> nn.Module:
+        model = self._model_ref()
+        if model is None:
+            raise Message("This explorer's model is no longer in memory: no variable holds it any more "
+                          "(a newer model took its name?). Run the explorer's cell again.")
+        return model
+
+    def graph(self) -> KeptGraph:
+        """The kept graph of the chosen image and layer, made with one forward pass if needed."""
+        key = (self.state.image, self.state.layer)
+        if self._graph is None or self._graph_key != key:
+            model, layer = self.model(), self.state.layers[key[1]]()
+            if layer is None:
+                raise Message(f"The layer {key[1]} is no longer part of the model; choose another.")
+            self.drop_graph()                    # free the previous graph before making a new one
+            self._graph = run_forward(model, layer, self.state.images[key[0]][0])
+            self._graph_key, self._model = key, model
+        KEPT.used(self)
+        return self._graph
+
+    def heatmap_for(self, class_id: int) -> np.ndarray:
+        """The chosen method's map for ``class_id`` at the image's size, float32 in [0, 1]."""
+        return self._map(class_id).numpy()
+
+    def _map(self, class_id: int) -> torch.Tensor:
+        graph, state = self.graph(), self.state
+        key = (state.image, state.layer, state.method, None if state.method in GRADIENT_FREE else class_id)
+        small = self._maps.get(key)
+        if small is None:
+            gradients = None if state.method in GRADIENT_FREE else graph.gradients_for(class_id)
+            with torch.inference_mode(False), torch.no_grad():
+                small = METHODS[state.method](graph.activations.detach(), gradients)
+            self._maps[key] = small
+            while len(self._maps) > MAP_CACHE_SIZE:
+                self._maps.popitem(last=False)
+        self._maps.move_to_end(key)
+        with torch.inference_mode(False), torch.no_grad():
+            return maps_to_image([small], tuple(state.images[state.image][0].shape[-2:]))[0]
+
+    def forget_gone_images(self) -> None:
+        """Forget the maps and the graph of images the state no longer holds (an old or failed upload)."""
+        self._maps = OrderedDict((key, small) for key, small in self._maps.items() if key[0] in self.state.images)
+        if self._graph_key is not None and self._graph_key[0] not in self.state.images:
+            self.drop_graph()

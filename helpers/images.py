@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .architectures import input_channels, input_size, needs_fixed_size, taken_size
 from .downloads import MAX_IMAGE_BYTES, read_url
 
 if TYPE_CHECKING:                                     # pragma: no cover
@@ -27,6 +28,9 @@ if TYPE_CHECKING:                                     # pragma: no cover
 #: ImageNet models were trained with. (grad-cam's preprocess_image defaults to 0.5 and 0.5.)
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+#: The same, as tuples (mean, std), for ``Preprocessing``.
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 #: The longest side an image is scaled to, whatever ``size`` asks.
 MAX_SIDE = 1024
@@ -111,13 +115,15 @@ def target_size(width: int, height: int, size: int = 224) -> Tuple[int, int]:
 @dataclass(frozen=True)
 class Preprocessing:
     """What a model expects: per-channel ``mean`` and ``std``, an image ``size`` (H, W), whether
-    it takes only that size (``fixed``: most vision transformers), and where this came from."""
+    it takes only that size (``fixed``: most vision transformers), where this came from, and how
+    many ``channels`` its first convolution takes (3 for RGB, 1 for grey)."""
 
-    mean: Tuple[float, float, float]
-    std: Tuple[float, float, float]
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
     size: Tuple[int, int]
     fixed: bool
     source: str
+    channels: int = 3
 
 
 def preprocessing(model: "nn.Module") -> Preprocessing:
@@ -126,31 +132,84 @@ def preprocessing(model: "nn.Module") -> Preprocessing:
     - The lesson's models (``model.lesson_name``): ImageNet's mean and std, 224 px, any shape.
     - timm models: timm's data config (``timm.data.resolve_data_config``). Many timm ViTs use
       a mean and std of 0.5, not ImageNet's.
-    - Other models (torchvision's): ImageNet's mean and std, which every torchvision ImageNet
-      weight uses (``weights.transforms()`` shows them), and the model's size: 224 px, or a
-      torchvision ViT's ``image_size``.
+    - torchvision's classifiers: the transforms of the torchvision weights made for that
+      architecture (found by its parameter count, the classifier aside): ImageNet's mean and
+      std, and their size: 299 px for Inception v3, 300 for EfficientNet-B3, 384 for
+      EfficientNet-V2-S, 256 for Swin-V2-T, 224 for most.
+    - A wrapped model (``DataParallel``, ``torch.compile``, ``nn.Sequential(model, ...)``, a
+      module of your own around a timm or torchvision model): that of the outermost model
+      inside that says. Anything else: ImageNet's mean and std at 224 px.
+    - A model that takes only one size gets the size its dry run ran at (a CNN of your own
+      for 32 px, a ViT built with ``img_size=``); see ``helpers.architectures.dry_run``.
+    - A model whose first convolution takes one channel (grey) gets the mean of the three
+      means and of the three standard deviations.
 
-    >>> from torchvision.models import resnet18
-    >>> preprocessing(resnet18()).mean
-    (0.485, 0.456, 0.406)
+    >>> from torchvision.models import inception_v3, resnet18
+    >>> preprocessing(resnet18()).mean, preprocessing(inception_v3(init_weights=False)).size  # doctest: +SKIP
+    ((0.485, 0.456, 0.406), (299, 299))
     """
-    from .architectures import input_size, needs_fixed_size
+    said = next(filter(None, map(_own_preprocessing, model.modules())), None)   # the model first, then what it wraps
+    found = said or Preprocessing(*IMAGENET, input_size(model), needs_fixed_size(model),
+                                  "ImageNet's (torchvision's weights use it)")
+    if not hasattr(model, "lesson_name") and (found.fixed or said is None):
+        taken = taken_size(model)                          # one dry run, remembered for the model
+        if taken is not None and taken[1]:
+            found = replace(found, size=taken[0], fixed=True)
+    channels = input_channels(model) or 3
+    if channels == 1:
+        found = replace(found, mean=(sum(found.mean) / len(found.mean),), std=(sum(found.std) / len(found.std),))
+    return replace(found, channels=channels)
 
-    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))              # IMAGENET_MEAN, IMAGENET_STD
-    if hasattr(model, "lesson_name"):
-        return Preprocessing(*imagenet, (224, 224), False, f"the lesson's ({model.lesson_name})")
-    if getattr(model, "pretrained_cfg", None):
+
+def _own_preprocessing(module: "nn.Module") -> Optional[Preprocessing]:
+    """What ``module`` itself says about its preprocessing (not what it wraps), or None."""
+    if hasattr(module, "lesson_name"):
+        return Preprocessing(*IMAGENET, (224, 224), False, f"the lesson's ({module.lesson_name})")
+    if getattr(module, "pretrained_cfg", None) and not hasattr(module, "_orig_mod"):
         from timm.data import resolve_data_config
 
-        config = resolve_data_config({}, model=model)
+        config = resolve_data_config({}, model=module)
         return Preprocessing(tuple(config["mean"]), tuple(config["std"]), tuple(config["input_size"][1:]),
-                             needs_fixed_size(model), "timm's data config")
-    return Preprocessing(*imagenet, input_size(model), needs_fixed_size(model),
-                         "ImageNet's (torchvision's weights use it)")
+                             needs_fixed_size(module), "timm's data config")
+    weights = torchvision_weights(module)
+    if weights is not None:
+        transforms = weights.transforms()
+        side = int(transforms.crop_size[0])
+        return Preprocessing(tuple(transforms.mean), tuple(transforms.std), (side, side), needs_fixed_size(module),
+                             f"torchvision's {weights}")
+    return None
 
 
-def load_image(source: ImageSource, size: Optional[int] = None,
-               model: Optional["nn.Module"] = None) -> Tuple[torch.Tensor, np.ndarray]:
+def torchvision_weights(model: "nn.Module"):
+    """The torchvision ImageNet weights made for ``model``'s architecture, or None.
+
+    Matched by the builder's class and the number of parameters without the classifier (so a
+    model given a new head for other classes still matches): ``Inception_V3_Weights.IMAGENET1K_V1``
+    for ``inception_v3(num_classes=2)``. Reads torchvision's metadata only; nothing is downloaded.
+    """
+    import torch.nn as nn
+    import torchvision.models as models
+
+    if not type(model).__module__.startswith("torchvision.models."):
+        return None
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    classes = linears[-1].out_features if linears else None
+    heads = [m for m in linears if m.out_features == classes]
+    body = sum(p.numel() for p in model.parameters()) - sum(p.numel() for h in heads for p in h.parameters())
+    for name in models.list_models(module=models):
+        if models.get_model_builder(name).__annotations__.get("return") is not type(model):
+            continue
+        for weights in models.get_model_weights(name):
+            count = len(weights.meta["categories"])
+            their_heads = sum(h.in_features * count + (count if h.bias is not None else 0) for h in heads)
+            if weights.meta["num_params"] - their_heads == body:
+                return weights
+    return None
+
+
+def load_image(source: ImageSource, size: Optional[int] = None, model: Optional["nn.Module"] = None,
+               mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None
+               ) -> Tuple[torch.Tensor, np.ndarray]:
     """Load an image for the model, and a copy for our eyes.
 
     ``source`` is a file path, an http(s) URL, bytes or a PIL image. The image is turned
@@ -162,11 +221,14 @@ def load_image(source: ImageSource, size: Optional[int] = None,
     and std, and its input size. A model that takes only its own size (most vision
     transformers) gets the whole image scaled to exactly that size, as pytorch-grad-cam's
     examples do, so its shape changes a little. Without ``model``: ImageNet's mean and std,
-    which is what ResNet-50 and the lesson's stand-in want.
+    which is what ResNet-50 and the lesson's stand-in want. A model whose first convolution
+    takes one channel gets a grey image (``[1, 1, H, W]``). ``mean`` and ``std`` (one number
+    per channel) override the model's: for a model you trained with your own normalisation.
 
     Returns ``(input_tensor, rgb_image)``:
 
-    - ``input_tensor``: float32, shape ``[1, 3, H, W]``, normalised with the mean and std;
+    - ``input_tensor``: float32, shape ``[1, 3, H, W]`` (``[1, 1, H, W]`` for a grey model),
+      normalised with the mean and std;
     - ``rgb_image``: float32, shape ``[H, W, 3]``, values in [0, 1], for showing.
 
     Raises ``ValueError`` or ``OSError`` (naming the file) for anything that is not a readable image.
@@ -177,8 +239,7 @@ def load_image(source: ImageSource, size: Optional[int] = None,
     ((1, 3, 224, 335), (224, 335, 3))
     """
     wanted = preprocessing(model) if model is not None else None
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if wanted is None else \
-        (np.array(wanted.mean, dtype=np.float32), np.array(wanted.std, dtype=np.float32))
+    mean, std = _normalisation(wanted, mean, std)
     if size is None:
         size = 224 if wanted is None else min(wanted.size)
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
@@ -200,6 +261,30 @@ def load_image(source: ImageSource, size: Optional[int] = None,
     if new_size != image.size:
         image = image.resize(new_size, Image.Resampling.BICUBIC)
     rgb_image = np.asarray(image, dtype=np.float32) / 255.0
-    normalised = (rgb_image - mean) / std
+    pixels = rgb_image if len(mean) == 3 else (rgb_image @ LUMINANCE)[:, :, None]
+    normalised = (pixels - mean) / std
     input_tensor = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None]
     return input_tensor, rgb_image
+
+
+#: How Pillow (and ITU-R 601) weighs red, green and blue in a grey image.
+LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _normalisation(wanted: Optional[Preprocessing], mean: Optional[Sequence[float]],
+                   std: Optional[Sequence[float]]) -> Tuple[np.ndarray, np.ndarray]:
+    """The mean and std ``load_image`` uses, one per channel it makes (3 for RGB, 1 for grey)."""
+    channels = 3 if wanted is None else wanted.channels
+    if channels not in (1, 3):
+        raise ValueError(f"this model takes {channels} channels (its first convolution), but load_image makes "
+                         f"RGB (3) or grey (1) images: build the input tensor [1, {channels}, H, W] yourself (gradcam "
+                         f"takes it) and use load_image's rgb_image to show the map on")
+    chosen = []
+    for given, default, name in ((mean, IMAGENET_MEAN if wanted is None else wanted.mean, "mean"),
+                                 (std, IMAGENET_STD if wanted is None else wanted.std, "std")):
+        values = np.array(default if given is None else given, dtype=np.float32).reshape(-1)
+        if len(values) != channels or not np.isfinite(values).all() or (name == "std" and (values <= 0).any()):
+            raise ValueError(f"{name} must hold {channels} finite number{'s' if channels > 1 else ''} (one per channel"
+                             f"{', more than 0' if name == 'std' else ''}), got {given!r}")
+        chosen.append(values)
+    return chosen[0], chosen[1]

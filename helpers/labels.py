@@ -39,13 +39,15 @@ LESSON_CLASSES: Tuple[int, ...] = (157, 162, 245, 250, 281, 285, 360, 537, 799, 
 def check_class_id(class_id: object, num_classes: int = NUM_CLASSES) -> int:
     """Return ``class_id`` as a plain int, or raise if it is not a class id.
 
-    Accepts Python and numpy integers; refuses bools, floats, strings and ids out of range.
+    Accepts Python and numpy integers, and an integer tensor or array holding one value
+    (``logits.argmax(1)`` for one image); refuses bools, floats, strings and ids out of range.
 
     >>> check_class_id(245)
     245
     """
     import numbers
 
+    class_id = _one_value(class_id)
     if isinstance(class_id, bool) or not isinstance(class_id, numbers.Integral):
         raise TypeError(
             f"class_id must be an int in 0..{num_classes - 1} (an ImageNet class id), "
@@ -55,6 +57,17 @@ def check_class_id(class_id: object, num_classes: int = NUM_CLASSES) -> int:
     if not 0 <= value < num_classes:
         raise ValueError(f"class_id must be an int in 0..{num_classes - 1}, got {value}")
     return value
+
+
+def _one_value(class_id: object) -> object:
+    """The value of a one-element integer tensor or numpy array (``tensor([245])``); anything else as it is."""
+    if hasattr(class_id, "reshape") and "int" in str(getattr(class_id, "dtype", "")):
+        flat = class_id.reshape(-1)
+        if len(flat) == 1:
+            return int(flat[0])
+        raise ValueError(f"class_id must be one class id, got a {type(class_id).__name__} of {len(flat)} values; "
+                         f"for a batch, give compute_cams one id per image")
+    return class_id
 
 
 def class_name(class_id: int) -> str:

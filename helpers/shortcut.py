@@ -30,6 +30,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .cam import compute_cams
+from .downloads import fetch
+from .viz import overlay
+
 #: The two classes of the small model, by id.
 CLASSES = ("cat", "dog")
 CAT, DOG = 0, 1
@@ -76,8 +80,6 @@ class ShortcutData:
 
 
 def _photos() -> Dict[str, Image.Image]:
-    from .downloads import fetch
-
     return {name: Image.open(fetch(name)).convert("RGB") for name in ANIMALS}
 
 
@@ -145,6 +147,12 @@ def make_data(seed: int = 0, n_train: int = 300, n_test: int = 50, noise: float 
     Training crops come from ``TRAIN_PHOTOS``, test crops from ``TEST_PHOTOS`` (never trained
     on), and ``n_test`` more per class of the training photos as ``seen_images``.
     """
+    for name, count in (("n_train", n_train), ("n_test", n_test)):
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+            raise ValueError(f"{name} is the number of crops per class: a whole number of at least 1, got {count!r}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.number)) or not 0 <= noise <= 1:
+        raise ValueError(f"noise is the share of wrong training labels: a number from 0 to 1 (0.2 is a fifth), "
+                         f"got {noise!r}")
     rng = np.random.default_rng(seed)
     photos = _photos()
     train_images, train_labels = _as_batch(*(_crops(photos, TRAIN_PHOTOS, a, n_train, rng)[0] for a in ("cat", "dog")))
@@ -185,8 +193,13 @@ def share_on(maps: np.ndarray, windows: np.ndarray, region: str,
 
 def stamp(images: torch.Tensor, where: Optional[torch.Tensor] = None) -> torch.Tensor:
     """A copy of ``images`` [N, 3, 64, 64] with the checker stamped on those where ``where`` is True (all by default)."""
-    stamped = images.clone()
     left, top, right, bottom = STAMP_BOX
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3 \
+            or images.shape[2] < bottom or images.shape[3] < right:
+        shape = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"stamp needs RGB images [N, 3, H, W] of at least {bottom}x{right} pixels (the stamp "
+                         f"covers pixels {top} to {bottom - 1} down and {left} to {right - 1} across), got {shape}")
+    stamped = images.clone()
     rows = torch.arange(bottom - top)[:, None] // 2
     cols = torch.arange(right - left)[None, :] // 2
     checker = ((rows + cols) % 2).bool()
@@ -250,8 +263,6 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
 
 def dog_maps(model: nn.Module, images: torch.Tensor) -> np.ndarray:
     """GradCAM for "dog" at the last convolutional block (``model.conv4``): float32 [N, 64, 64] in [0, 1]."""
-    from .cam import compute_cams
-
     maps, _ = compute_cams(model, [model.conv4], [DOG] * len(images), images)
     return maps
 
@@ -413,8 +424,6 @@ def show_side_by_side(images: torch.Tensor, labels: torch.Tensor, shortcut_maps:
     A white square marks the stamp's box. Returns the matplotlib figure.
     """
     import matplotlib.pyplot as plt
-
-    from .viz import overlay
 
     cats = np.flatnonzero(labels.numpy() == CAT)[: count // 2]
     dogs = np.flatnonzero(labels.numpy() == DOG)[: count - count // 2]

@@ -1,38 +1,148 @@
-"""``%%solution``: run a notebook cell and keep what it shows folded away until clicked.
+"""Cell magics of the learners' notebooks: ``%%solution`` and ``%%expect_error``.
 
-The learners' notebooks start each solution's code cell with ``%%solution``. JupyterLab keeps
-that code collapsed, but it opens a cell's output again whenever the cell runs (Run All
-included); this cell magic puts the output in a closed box instead, so that a solution stays
-hidden, answer and all, until the learner opens it.
+``%%solution`` runs a cell and keeps what it shows folded away until clicked. The learners'
+notebooks start each solution's code cell with it. JupyterLab keeps that code collapsed, but it
+opens a cell's output again whenever the cell runs (Run All included); this cell magic puts the
+output in a closed box instead, so that a solution stays hidden, answer and all, until the
+learner opens it. An error in the cell is shown in the box and raised again, so that the cell
+fails (and nbval sees it) as it would without the magic.
+
+``%%expect_error`` runs a cell that is *meant* to fail. It shows the error's traceback, as
+IPython would, but does not raise it, so that "Run All" goes on to the cells below; and it
+raises an error of its own if the cell runs *without* failing, or fails with another type of
+error than the one named.
 
     %load_ext helpers.solutions        # once, in the set-up cell
 
     %%solution
     print(6 * 7)                       # 42, in a box that opens on a click
 
-An error in the cell is shown in the box and raised again, so that the cell fails (and nbval
-sees it) as it would without the magic.
+    %%expect_error ZeroDivisionError
+    1 / 0                              # the traceback is shown; the next cell still runs
+
+Outside a notebook there is no box to fold into: in a terminal IPython ``%%solution`` runs the
+cell as any cell, and in plain Python (no IPython at all) both magics run it in ``__main__``'s
+namespace. Importing this module needs no IPython.
 """
 
 from __future__ import annotations
 
+import builtins
+import sys
+import traceback
+from typing import Optional, Tuple, Type
+
 TITLE = "Output of the solution (click to open)"
+EXPECTED_NOTE = "(This error was expected: the cells below still run.)"
+
+
+class ErrorNotRaised(AssertionError):
+    """A cell marked ``%%expect_error`` ran without the error it was meant to raise."""
 
 
 def solution(line: str, cell: str) -> None:
-    """Run ``cell`` in the notebook's namespace, its output in a closed accordion."""
-    import ipywidgets as widgets
+    """Run ``cell`` in the notebook's namespace, its output in a closed accordion.
+
+    Without a notebook there is nothing to fold the output into: in a terminal IPython the
+    cell runs as any cell, and in plain Python (no IPython at all) in ``__main__``'s namespace.
+    """
     from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        namespace = vars(sys.modules["__main__"])
+        exec(compile(cell, "<%%solution cell>", "exec"), namespace)     # noqa: S102 - the learner's own cell
+        return
+    if getattr(shell, "kernel", None) is None:
+        shell.run_cell(cell).raise_error()
+        return
+    import ipywidgets as widgets
     from IPython.display import display
 
     output = widgets.Output()
     box = widgets.Accordion(children=[output], selected_index=None, titles=(TITLE,))
     display(box)
     with output:
-        result = get_ipython().run_cell(cell)
+        result = shell.run_cell(cell)
     result.raise_error()
+
+
+def expected_types(line: str, namespace: Optional[dict] = None) -> Tuple[Type[BaseException], ...]:
+    """The exception types named on a ``%%expect_error`` line (empty: any error).
+
+    Names are looked up in ``namespace`` (the notebook's variables), then among the built-ins;
+    a dotted name such as ``torch.OutOfMemoryError`` is followed attribute by attribute.
+
+    >>> expected_types("TypeError, ValueError")
+    (<class 'TypeError'>, <class 'ValueError'>)
+    """
+    found = []
+    namespace = namespace or {}
+    for name in line.replace(",", " ").split():
+        if name.startswith("#"):                       # a comment after the names
+            break
+        head, *rest = name.split(".")
+        if head in namespace:
+            value = namespace[head]
+        elif hasattr(builtins, head):
+            value = getattr(builtins, head)
+        else:
+            raise NameError(f"%%expect_error {line.strip()}: no exception called {head!r}; "
+                            "name a built-in one (TypeError) or import it first")
+        for attribute in rest:
+            value = getattr(value, attribute)
+        if not (isinstance(value, type) and issubclass(value, BaseException)):
+            raise TypeError(f"%%expect_error {line.strip()}: {name} is not an exception type")
+        found.append(value)
+    return tuple(found)
+
+
+def expect_error(line: str, cell: str) -> None:
+    """Run ``cell``, which is meant to fail: show its traceback, do not raise it.
+
+    Raises ``ErrorNotRaised`` if the cell runs without an error; re-raises the cell's own error
+    (with a note) if it is not of a type named on ``line``.
+    """
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    namespace = shell.user_ns if shell is not None else vars(sys.modules["__main__"])
+    expected = expected_types(line, namespace)
+    if shell is None:
+        code = compile("\n" + cell, "<%%expect_error cell>", "exec")      # "\n": the magic's line
+        scope = namespace
+    else:
+        source = "\n" + shell.transform_cell(cell)     # magics and ! lines work; "\n": the magic's line
+        code = shell.compile(source, shell.compile.cache(source, shell.execution_count), "exec")
+        scope = shell.user_global_ns                   # the cache lets the traceback show the cell's lines
+    try:
+        exec(code, scope, namespace)                   # noqa: S102 - the learner's own cell
+    except Exception as error:
+        if expected and not isinstance(error, expected):
+            error.add_note(f"%%expect_error: this cell was meant to fail with {_names(expected)}, "
+                           f"not {type(error).__name__}.")
+            raise
+        print(_traceback(shell, error), file=sys.stderr)
+        print(EXPECTED_NOTE, file=sys.stderr)
+        return
+    raise ErrorNotRaised(f"this cell was meant to fail{' with ' + _names(expected) if expected else ''}, "
+                         "but it ran without an error: check what changed above it")
+
+
+def _traceback(shell, error: Exception) -> str:
+    """The error's traceback as IPython shows it (plain Python's without IPython), from the
+    cell's own code down, without this module's frames."""
+    cell_frames = error.__traceback__.tb_next
+    if shell is None:
+        return "".join(traceback.format_exception(type(error), error, cell_frames)).rstrip()
+    return shell.InteractiveTB.stb2text(shell.InteractiveTB.structured_traceback(type(error), error, cell_frames))
+
+
+def _names(types: Tuple[Type[BaseException], ...]) -> str:
+    return " or ".join(t.__name__ for t in types)
 
 
 def load_ipython_extension(shell) -> None:
     """``%load_ext helpers.solutions``"""
     shell.register_magic_function(solution, magic_kind="cell")
+    shell.register_magic_function(expect_error, magic_kind="cell")

@@ -25,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cam import compute_cams, eval_mode, model_device, model_input
+from .architectures import class_scores, is_efficientnet, is_resnet
+from .cam import compute_cams, model_input
 from .labels import check_class_id
+from .modelstate import eval_mode, model_device
 
 
 # --- pixel-level maps -----------------------------------------------------------------------
@@ -39,7 +41,7 @@ def saliency(model: nn.Module, class_id: int, input_tensor: torch.Tensor) -> np.
     check_class_id(class_id)
     x = model_input(model, input_tensor).requires_grad_(True)      # the model's dtype, not an inference tensor
     with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
-        score = model(x)[0, int(class_id)]
+        score = class_scores(model(x))[0, int(class_id)]
         gradient, = torch.autograd.grad(score, x)
     return _unit(gradient[0].abs().amax(dim=0))
 
@@ -162,12 +164,10 @@ def random_like(model: nn.Module, seed: int) -> nn.Module:
 
 def cascade_stages(model: nn.Module) -> List[Tuple[str, List[str]]]:
     """The model's stages from the output down, each as (label, [module names])."""
-    from .models import _is_efficientnet, _is_resnet
-
-    if _is_resnet(model):
+    if is_resnet(model):
         return [("fc", ["fc"]), ("layer4", ["layer4"]), ("layer3", ["layer3"]), ("layer2", ["layer2"]),
                 ("layer1", ["layer1"]), ("conv1", ["conv1", "bn1"])]
-    if _is_efficientnet(model):
+    if is_efficientnet(model):
         blocks = [(f"blocks[{i}]", [f"blocks.{i}"]) for i in range(len(model.blocks) - 1, -1, -1)]
         return [("classifier", ["classifier"]), ("conv_head", ["conv_head", "bn2"])] + blocks + \
                [("conv_stem", ["conv_stem", "bn1"])]
@@ -326,7 +326,7 @@ def _curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap:
         frames.append(blurred * (1 - mask) + x * mask if insert else x * (1 - mask) + blurred * mask)
     with eval_mode(model), torch.no_grad():
         batch = torch.cat(frames).to(model_device(model))
-        logits = torch.cat([model(batch[i:i + BATCH]) for i in range(0, len(batch), BATCH)])
+        logits = torch.cat([class_scores(model(batch[i:i + BATCH])) for i in range(0, len(batch), BATCH)])
     class_id = check_class_id(class_id, logits.shape[1])              # the model's own class count
     probabilities = torch.softmax(logits.float(), dim=1)             # numpy has no bfloat16
     return probabilities[:, class_id].cpu().numpy()

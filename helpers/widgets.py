@@ -1,5 +1,8 @@
 """An interactive GradCAM explorer for Jupyter: pick a class, a layer, a method, an image.
 
+This module is the explorer's view: its controls, its picture, and the events that change
+what is chosen (``explorer_state``); the maps come from ``explorer_graphs``.
+
 >>> from helpers import explore                                          # doctest: +SKIP
 >>> explore(model, default_target_layers(model), input_tensor, rgb_image)  # doctest: +SKIP
 
@@ -18,34 +21,23 @@ the previous picture and choices stay, and no hook is ever left on the model.
 
 from __future__ import annotations
 
+import functools
 import html
 import io
-import weakref
-from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple
+import warnings
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image as PILImage
 from torch import nn
 
-from .cam import GRADIENT_FREE, METHODS, check_target_layers, layer_name, maps_to_image
-from .downloads import cache_dir, fetch, lesson_images
-from .explorer_graphs import KEPT, KeptGraph, grad_mode, run_forward
-from .images import load_image, target_size
-from .labels import LABELS, LESSON_CLASSES, check_class_id, class_name, find_classes
-from .models import layer_choices
+from .cam import METHODS, check_input, check_target_layers, shown_name
+from .downloads import fetch
+from .explorer_graphs import ExplorerMaps
+from .explorer_state import Message, class_from_text, starting_state, upload_to_image
+from .images import load_image
 from .viz import COLORMAPS, DEFAULT_CMAP, overlay
-
-#: How many low-resolution maps an explorer remembers.
-MAP_CACHE_SIZE = 256
-#: How many of your uploads an explorer keeps (the oldest leaves the image list).
-MAX_UPLOADS = 3
-YOUR_IMAGE = "(your image)"
-
-
-class Message(Exception):
-    """A problem explained for people: the widget shows its text as it is."""
 
 
 def encode_jpeg(picture: np.ndarray, quality: int = 90) -> bytes:
@@ -55,104 +47,36 @@ def encode_jpeg(picture: np.ndarray, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def lesson_image_name(rgb_image: np.ndarray, model: Optional[nn.Module] = None) -> Optional[str]:
-    """The name of the lesson image (already downloaded) that ``rgb_image`` was loaded from, if any."""
-    height, width = np.shape(rgb_image)[:2]
-    for name in lesson_images():
-        path = cache_dir() / name
-        try:
-            with PILImage.open(path) as image:
-                if width != height and (width, height) not in (target_size(*image.size),
-                                                               target_size(*image.size[::-1])):
-                    continue
-            if any(np.array_equal(load_image(path, model=m)[1], rgb_image) for m in dict.fromkeys([None, model])):
-                return name
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-def upload_to_image(name: str, content: bytes, model: Optional[nn.Module] = None) -> Tuple[torch.Tensor, np.ndarray]:
-    """``load_image`` for an uploaded file, with a message for people when it is not an image."""
-    try:
-        return load_image(bytes(content), model=model)
-    except (OSError, ValueError) as error:
-        reason = str(error).replace(f"the {len(content)} image bytes", name)
-        if "not an image" in reason or "empty" in reason:
-            raise Message(f"That file is not an image we can open ({name}). Try a JPEG or PNG.") from None
-        raise Message(f"We could not use {name}: {reason}") from None
-
-
-def layer_options(model: nn.Module, target_layers: Sequence[nn.Module]) -> Dict[str, "weakref.ReferenceType"]:
-    """The explorer's layer list, by name: ``layer_choices``, with the starting layer first if it is not there."""
-    try:
-        options = dict(layer_choices(model))
-    except ValueError:
-        options = {}
-    if not any(layer is target_layers[0] for layer in options.values()):
-        options = {layer_name(model, target_layers[0]): target_layers[0], **options}
-    return {name: weakref.ref(layer) for name, layer in options.items()}
-
-
-def class_from_text(text: str, num_classes: int = len(LABELS)) -> int:
-    """The class that the search text names: "340 · zebra", "340", or the first name containing it.
-
-    Only classes the model has (``num_classes``, from its logits) are found; else a ``Message``.
-    """
-    text = text.strip()
-    number = text.split("·", 1)[0].strip()
-    if number.isascii() and number.isdigit():            # "²".isdigit() is True, but int("²") fails
-        if int(number) >= num_classes:
-            raise Message(f"This model has {num_classes} classes (0 to {num_classes - 1}); "
-                          f"there is no class {int(number)}.")
-        return int(number)
-    matches = find_classes(text)
-    if not matches:
-        raise Message(f"No class name contains {text!r}; try a shorter piece, such as 'dog'.")
-    mine = [c for c in matches if c < num_classes]
-    if not mine:
-        raise Message(f"{class_name(matches[0])} is not one of this model's classes: it has "
-                      f"{num_classes} (0 to {num_classes - 1}).")
-    return mine[0]
-
-
 class Explorer:
-    """The explorer's state and logic; ``explore()`` builds one and returns its widget."""
+    """The explorer's view: its widgets show ``self.state``, and their events change it.
+
+    ``self.maps`` (``explorer_graphs.ExplorerMaps``) computes the picture. ``explore()`` builds one.
+    """
 
     def __init__(self, model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
                  rgb_image: np.ndarray, class_id: Optional[int] = None, method: str = "GradCAM",
-                 alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None) -> None:
-        import ipywidgets as widgets
+                 alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None,
+                 class_names: Optional[Sequence[str]] = None) -> None:
+        import ipywidgets as widgets           # lazy on purpose: `from helpers import explore` stays light
 
-        self._model_ref = weakref.ref(model)
-        self._model: Optional[nn.Module] = model          # held strongly only while the graph is kept
+        self.state = starting_state(model, target_layers, input_tensor, rgb_image, method, alpha, cmap, image_name,
+                                    class_names)
+        self.maps = ExplorerMaps(model, self.state)
         self.model_name = getattr(model, "lesson_name", type(model).__name__)
-        self.layers: Dict[str, "weakref.ReferenceType[nn.Module]"] = layer_options(model, target_layers)
-        first = image_name or lesson_image_name(rgb_image, model) or YOUR_IMAGE
-        with grad_mode():                                  # an inference tensor becomes a normal one
-            self.images: Dict[str, Tuple[torch.Tensor, np.ndarray]] = {first: (input_tensor.clone(), rgb_image)}
-        self._graph: Optional[KeptGraph] = None
-        self._graph_key: Optional[Tuple[str, str]] = None
-        self._maps: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
         self._busy = False
-        self._uploads: List[str] = []
-        self._searched: List[int] = []           # classes added with the search box, kept across images
 
-        first_layer = next(name for name, ref in self.layers.items() if ref() is target_layers[0])
-        self.image_choice = widgets.Dropdown(options=list(dict.fromkeys([first] + lesson_images())), value=first,
-                                             description="Image")
+        self.image_choice = widgets.Dropdown(description="Image")
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload",
                                          tooltip="Upload a photo of your own (JPEG or PNG)",
                                          layout=widgets.Layout(width="auto"))
         self.class_choice = widgets.Dropdown(description="Class")
-        self.search = widgets.Combobox(placeholder="search all 1000 classes", ensure_option=False,
-                                       continuous_update=False, tooltip="Type a class name and press Enter",
-                                       options=[class_name(i) for i in range(len(LABELS))])
-        self.layer_choice = widgets.Dropdown(options=list(self.layers), value=first_layer, description="Layer")
-        self.method_choice = widgets.Dropdown(options=list(METHODS), value=method, description="Method")
-        self.alpha = widgets.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="Opacity",
+        self.search = widgets.Combobox(ensure_option=False, continuous_update=False,
+                                       tooltip="Type a class name and press Enter")
+        self.layer_choice = widgets.Dropdown(description="Layer")
+        self.method_choice = widgets.Dropdown(options=list(METHODS), description="Method")
+        self.alpha = widgets.FloatSlider(min=0.0, max=1.0, step=0.05, description="Opacity",
                                          continuous_update=True, readout_format=".2f")
-        self.cmap_choice = widgets.Dropdown(options=list(COLORMAPS), value=cmap, description="Colours")
+        self.cmap_choice = widgets.Dropdown(options=list(COLORMAPS), description="Colours")
         self.status, self.message = widgets.HTML(), widgets.HTML()
         self.heatmap = widgets.Image(format="jpeg", layout=widgets.Layout(width="auto", max_width="480px"))
         self.widget = widgets.VBox([
@@ -163,109 +87,55 @@ class Explorer:
             self.status, self.message, self.heatmap,
         ])
 
-        if class_id is not None:
-            num_classes = len(self.graph().probabilities)       # the model's own class count
-            try:
-                class_id = check_class_id(class_id, num_classes)
-            except ValueError as error:
-                raise ValueError(f"{error}: this model has {num_classes} classes") from None
-        self._set_class_options(keep=class_id)
-        self._draw()
-        for control in (self.class_choice, self.layer_choice, self.method_choice, self.alpha, self.cmap_choice):
-            control.observe(self._on_change, names="value")
+        self._choose_class(keep=class_id)
+        for control, name in ((self.class_choice, "class_id"), (self.layer_choice, "layer"),
+                              (self.method_choice, "method"), (self.alpha, "alpha"), (self.cmap_choice, "cmap")):
+            control.observe(functools.partial(self._on_change, name), names="value")
         self.image_choice.observe(self._on_image, names="value")
         self.search.observe(self._on_search, names="value")
         self.upload.observe(self._on_upload, names="value")
 
-    # --- the computation ---------------------------------------------------------------------
+    # --- showing the state ------------------------------------------------------------------------
 
-    def has_graph(self) -> bool:
-        return self._graph is not None
-
-    def drop_graph(self) -> None:
-        """Free the kept graph (and the strong hold on the model); the next use makes it again."""
-        self._graph, self._graph_key, self._model = None, None, None
-
-    def graph(self) -> KeptGraph:
-        """The kept graph of the current image and layer, made with one forward pass if needed."""
-        key = (self.image_choice.value, self.layer_choice.value)
-        if self._graph is None or self._graph_key != key:
-            model, layer = self.model(), self.layers[key[1]]()
-            if layer is None:
-                raise Message(f"The layer {key[1]} is no longer part of the model; choose another.")
-            self.drop_graph()                    # free the previous graph before making a new one
-            self._graph, self._graph_key, self._model = run_forward(model, layer, self.images[key[0]][0]), key, model
-        KEPT.used(self)
-        return self._graph
-
-    def model(self) -> nn.Module:
-        model = self._model_ref()
-        if model is None:
-            raise Message("This explorer's model is no longer in memory: no variable holds it any more "
-                          "(a newer model took its name?). Run the explorer's cell again.")
-        return model
-
-    def heatmap_for(self, class_id: int) -> np.ndarray:
-        """The current method's map for ``class_id`` at the image's size, float32 in [0, 1]."""
-        return self._map(class_id).numpy()
-
-    def _map(self, class_id: int) -> torch.Tensor:
-        graph, (image, layer) = self.graph(), (self.image_choice.value, self.layer_choice.value)
-        method = self.method_choice.value
-        key = (image, layer, method, None if method in GRADIENT_FREE else class_id)
-        small = self._maps.get(key)
-        if small is None:
-            gradients = None if method in GRADIENT_FREE else graph.gradients_for(class_id)
-            with torch.inference_mode(False), torch.no_grad():
-                small = METHODS[method](graph.activations.detach(), gradients)
-            self._maps[key] = small
-            while len(self._maps) > MAP_CACHE_SIZE:
-                self._maps.popitem(last=False)
-        self._maps.move_to_end(key)
-        with torch.inference_mode(False), torch.no_grad():
-            return maps_to_image([small], tuple(self.images[image][0].shape[-2:]))[0]
-
-    # --- drawing -----------------------------------------------------------------------------
+    def _show(self) -> None:
+        """Every control set from the state (the events this fires are ignored: see ``_guarded``)."""
+        state = self.state
+        self.image_choice.options, self.image_choice.value = state.image_options, state.image
+        if len(self.search.options) != len(state.names):            # the model's class names, once known
+            self.search.options = [state.label(i) for i in range(len(state.names))]
+            self.search.placeholder = f"search all {len(state.names)} classes"
+        self.class_choice.options = [(state.label(i), i) for i in state.class_ids]
+        self.class_choice.value = state.class_id
+        self.layer_choice.options, self.layer_choice.value = list(state.layers), state.layer
+        self.method_choice.value, self.alpha.value, self.cmap_choice.value = state.method, state.alpha, state.cmap
 
     def _draw(self) -> None:
-        class_id = self.class_choice.value
-        _, rgb_image = self.images[self.image_choice.value]
-        picture = overlay(rgb_image, self.heatmap_for(class_id), alpha=self.alpha.value, cmap=self.cmap_choice.value)
+        state = self.state
+        picture = overlay(state.images[state.image][1], self.maps.heatmap_for(state.class_id), alpha=state.alpha,
+                          cmap=state.cmap)
         self.heatmap.value = encode_jpeg(picture)
-        probabilities = self.graph().probabilities
+        probabilities = self.maps.graph().probabilities
         top = int(probabilities.argmax())
-        self.status.value = (f"<b>{html.escape(class_name(class_id))}</b>: p = {float(probabilities[class_id]):.3g}"
-                             f" &nbsp;·&nbsp; top class: {html.escape(class_name(top))} "
-                             f"(p = {float(probabilities[top]):.3g}) &nbsp;·&nbsp; "
-                             f"{html.escape(self.method_choice.value)} at {html.escape(self.layer_choice.value)}"
-                             f" of {html.escape(self.model_name)}")
+        self.status.value = (f"<b>{html.escape(state.label(state.class_id))}</b>: "
+                             f"p = {float(probabilities[state.class_id]):.3g} &nbsp;·&nbsp; top class: "
+                             f"{html.escape(state.label(top))} (p = {float(probabilities[top]):.3g}) &nbsp;·&nbsp; "
+                             f"{html.escape(state.method)} at {html.escape(state.layer)} of {html.escape(self.model_name)}")
 
-    def _set_class_options(self, keep: Optional[int] = None) -> None:
-        """Top-5 of this image first, then the lesson's classes, then any found by search.
+    # --- events: each changes the state, or on failure keeps all of it as it was -------------------
 
-        The class shown stays selected (``keep``, else the current one, else the top class).
-        """
-        probabilities = self.graph().probabilities
-        top5 = [int(i) for i in torch.topk(probabilities, min(5, len(probabilities))).indices]
-        wanted = keep if keep is not None else self.class_choice.value
-        wanted = top5[0] if wanted is None else wanted
-        lesson = [c for c in LESSON_CLASSES if c < len(probabilities)]     # a model of your own may have fewer
-        ids = list(dict.fromkeys(top5 + lesson + self._searched + [wanted]))
-        self.class_choice.options = [(class_name(i), i) for i in ids]
-        self.class_choice.value = wanted
-
-    # --- events: each one keeps the previous state when it fails ------------------------------
-
-    def _guarded(self, action, undo) -> None:
+    def _guarded(self, action: Callable[[], None]) -> None:
         if self._busy:
             return
         self._busy = True
+        before = self.state.snapshot()
         try:
             action()
             self.message.value = ""
         except Exception as error:  # noqa: BLE001 - the widget must survive any failure
+            self.state.restore(before)
+            self.maps.forget_gone_images()
             try:
-                undo()
+                self._show()
                 self._draw()
             except Exception:  # noqa: BLE001
                 pass
@@ -275,35 +145,29 @@ class Explorer:
         finally:
             self._busy = False
 
-    def _on_change(self, change) -> None:
-        self._guarded(self._draw, lambda: setattr(change["owner"], "value", change["old"]))
+    def _on_change(self, name: str, change) -> None:
+        self._guarded(lambda: (setattr(self.state, name, change["new"]), self._draw()))
 
     def _on_image(self, change) -> None:
         def action():
-            name = change["new"]
-            if name not in self.images:
-                self.images[name] = load_image(fetch(name), model=self.model())
-            self._set_class_options()
-            self._draw()
+            name = self.state.image = change["new"]
+            if name not in self.state.images:
+                self.state.images[name] = load_image(fetch(name), model=self.maps.model())
+            self._choose_class()
 
-        self._guarded(action, lambda: setattr(self.image_choice, "value", change["old"]))
+        self._guarded(action)
 
     def _on_search(self, change) -> None:
         if not change["new"].strip():
             return
-        previous = self.class_choice.value
 
         def action():
-            class_id = class_from_text(change["new"], len(self.graph().probabilities))
-            if class_id not in self._searched:
-                self._searched.append(class_id)
-            self._set_class_options(keep=class_id)
-            self._draw()
+            class_id = class_from_text(change["new"], self.state.names)
+            if class_id not in self.state.searched:
+                self.state.searched.append(class_id)
+            self._choose_class(keep=class_id)
 
-        def undo():
-            self._set_class_options(keep=previous)
-
-        self._guarded(action, undo)
+        self._guarded(action)
         # The class list shows what the text was taken to mean; an empty box lets the same entry
         # be chosen again (a value that does not change fires no event).
         self.search.value = ""
@@ -313,39 +177,27 @@ class Explorer:
         if not files:
             return
         upload = files[-1] if isinstance(files, (list, tuple)) else list(files.values())[-1]
-        name = f"upload {len(self._uploads) + 1}: {upload['name']}"   # a new name each time: caches use it
-        previous_options, previous_image = list(self.image_choice.options), self.image_choice.value
+        name = f"upload {len(self.state.uploads) + 1}: {upload['name']}"   # a new name each time: caches use it
 
         def action():
-            self.images[name] = upload_to_image(upload["name"], upload["content"], self.model())
-            self.image_choice.options = previous_options + [name]
-            self.image_choice.value = name
-            self._set_class_options()
-            self._draw()
-            self._uploads.append(name)
-            self._forget_old_uploads()
+            self.state.add_upload(name, upload_to_image(upload["name"], upload["content"], self.maps.model()))
+            self.maps.forget_gone_images()
+            self._choose_class()
 
-        def undo():
-            self.images.pop(name, None)
-            self.image_choice.options = previous_options
-            self.image_choice.value = previous_image
+        self._guarded(action)
+        self.upload.value = ()                   # the picture is kept in the state: drop the file's bytes
 
-        self._guarded(action, undo)
-        self.upload.value = ()                   # the picture is kept in self.images: drop the file's bytes
-
-    def _forget_old_uploads(self) -> None:
-        kept = [u for u in self._uploads if u in self.images][-MAX_UPLOADS:]
-        for old in [u for u in self._uploads if u in self.images and u not in kept]:
-            self.images.pop(old)
-            self._maps = OrderedDict((k, v) for k, v in self._maps.items() if k[0] != old)
-            current = self.image_choice.value     # a Dropdown given new options picks its first one
-            self.image_choice.options = [o for o in self.image_choice.options if o != old]
-            self.image_choice.value = current
+    def _choose_class(self, keep: Optional[int] = None) -> None:
+        """The class list for the chosen image (keeping the class shown), shown and drawn."""
+        self.state.set_class_options(self.maps.graph().probabilities, keep=keep)
+        self._show()
+        self._draw()
 
 
 def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
             rgb_image: np.ndarray, class_id: Optional[int] = None, method: str = "GradCAM",
-            alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None):
+            alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None,
+            class_names: Optional[Sequence[str]] = None):
     """An interactive GradCAM explorer: returns an ipywidgets widget to display.
 
     The arguments are the starting state; the widget's own controls change the class (this
@@ -353,6 +205,9 @@ def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: 
     (GradCAM, GradCAM++, HiResCAM, LayerCAM, EigenCAM), the opacity, the colours, and the image
     (the lesson's images or your own upload). ``image_name`` labels the first image; by default
     it is the lesson image's file name when the image is one of them, else "(your image)".
+    ``class_names``: your model's class names, one per class; by default ImageNet's for a model
+    of 1000 classes, else "class 0", "class 1"... The explorer shows one image and one layer at a
+    time: several target layers are all offered in its Layer list, starting with the first.
     Every explorer keeps working; only the few most recently used hold memory for instant answers.
     """
     if method not in METHODS:
@@ -364,6 +219,22 @@ def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: 
         raise ValueError(f"alpha (the heatmap's opacity) must be a number from 0 to 1, got {alpha!r}")
     alpha = float(alpha)
     target_layers = check_target_layers(model, target_layers)     # a bare layer is taken as [layer]
-    explorer = Explorer(model, list(target_layers), input_tensor, rgb_image, class_id, method, alpha, cmap, image_name)
+    check_one_image(input_tensor)
+    if len(target_layers) > 1:
+        names = [shown_name(model, layer) for layer in target_layers]
+        warnings.warn(f"the explorer shows one layer at a time: it starts at {names[0]}, and "
+                      f"{', '.join(names[1:])} {'is' if len(names) == 2 else 'are'} in its Layer list (gradcam with "
+                      f"several layers averages their maps)", stacklevel=2)
+    explorer = Explorer(model, list(target_layers), input_tensor, rgb_image, class_id, method, alpha, cmap, image_name,
+                        class_names)
     explorer.widget.explorer = explorer          # for tests and the curious
     return explorer.widget
+
+
+def check_one_image(input_tensor: object) -> None:
+    """A clear error unless ``input_tensor`` holds one image: the explorer shows one at a time."""
+    check_input(input_tensor)
+    if input_tensor.shape[0] != 1:
+        raise ValueError(f"the explorer shows one image at a time, but input_tensor holds {input_tensor.shape[0]}: "
+                         f"pass one, for example input_tensor[i:i + 1] with its rgb_image (the Image list offers "
+                         f"more images, and uploads)")

@@ -45,7 +45,7 @@ def model_for(name: str) -> torch.nn.Module:
     return _MODELS[name]
 
 
-def calibrated(model: torch.nn.Module) -> torch.nn.Module:
+def calibrated(model: torch.nn.Module, size: int = 96) -> torch.nn.Module:
     """Random weights, with BatchNorm statistics measured on a batch of noise images, and no zero head.
 
     With BatchNorm's initial statistics, the activations of some random networks vanish
@@ -63,7 +63,7 @@ def calibrated(model: torch.nn.Module) -> torch.nn.Module:
             norm.momentum = None                   # a plain average over the batches seen
         model.train()
         with torch.no_grad():
-            model(torch.randn(8, 3, 96, 96, generator=torch.Generator().manual_seed(1)))
+            model(torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(1)))
     return model.eval()
 
 
@@ -137,7 +137,7 @@ def test_explore_builds_and_redraws(name):
     x, rgb = image_for(model)
     widget = explore(model, default_target_layers(model), x, rgb)
     explorer = widget.explorer
-    assert list(explorer.layers)[0] == EXPECTED_LAYER[name]
+    assert list(explorer.state.layers)[0] == EXPECTED_LAYER[name]
     assert "⚠" not in explorer.message.value
     before = explorer.heatmap.value
     others = [v for _, v in explorer.class_choice.options if v != explorer.class_choice.value]
@@ -230,3 +230,494 @@ def test_a_timm_model_of_fixed_input_size_gets_its_dry_run_at_that_size(name):
     assert needs_fixed_size(model) and dry_run_size(model) == (224, 224)
     layers = default_target_layers(model)                      # used to fail: a dry run at 128 px
     assert layers and all(any(layer is module for module in model.modules()) for layer in layers)
+
+
+# === The models researchers bring (issue 18) ==================================================
+# Tiny models with random weights, tiny images: each test runs in about a second. Every new path
+# is checked against pytorch-grad-cam on the same layer (with the wrapper or reshape_transform
+# pytorch-grad-cam needs), and leaves the model as it was: modes, weights, BatchNorm
+# statistics and gradients unchanged, no hook left behind.
+
+import collections
+import contextlib
+import warnings
+
+from torch import nn
+
+
+#: How close our maps and pytorch-grad-cam's must be (float32 rounding; maps are in [0, 1]).
+AGREE = 1e-4
+
+
+def tiny_cnn(channels: int = 3, classes: int = 10) -> nn.Sequential:
+    """conv (stride 1) - BN - ReLU - conv (stride 2) - BN - ReLU - pool - linear; index 3 is the last conv."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, classes))
+
+
+def noise(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@contextlib.contextmanager
+def left_as_it_was(model: nn.Module):
+    """The model goes in in train mode; after the block its modes, weights, BatchNorm statistics and
+    gradients are what they were, and no module holds a hook."""
+    model.train()
+    modes = [m.training for m in model.modules()]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    yield model
+    assert [m.training for m in model.modules()] == modes
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules())
+    model.eval()
+
+
+def agreement(model, layer, x, ours_model=None, reshape=None, their_model=None, classes=range(10)):
+    """Max |ours - pytorch-grad-cam| at ``layer`` for the first class whose map is not blank.
+
+    Ours runs on ``ours_model`` (default ``model``), pytorch-grad-cam on ``their_model`` (default
+    ``model``): the plain model, where pytorch-grad-cam needs one.
+    """
+    ours_model = model if ours_model is None else ours_model
+    their_model = model if their_model is None else their_model
+    for class_id in classes:
+        modes = [(m, m.training) for m in their_model.modules()]
+        theirs = their_gradcam(their_model, layer, x, class_id, reshape)
+        for module, training in modes:                # pytorch-grad-cam leaves the model in eval mode,
+            module.training = training
+        for parameter in their_model.parameters():
+            parameter.grad = None                     # and its backward() fills the weights' .grad
+        if theirs.max() < 0.5:
+            continue
+        ours = gradcam(ours_model, [layer], class_id, x)
+        assert ours.shape == theirs.shape == tuple(x.shape[-2:])
+        return float(np.abs(ours - theirs).max())
+    pytest.fail("pytorch-grad-cam's map was blank for every class")
+
+
+def with_heads_drawn(model: nn.Module) -> nn.Module:
+    """timm zero-initialises some classifier heads (no gradient at all) and some residual branches'
+    BatchNorm (LeViT: every branch silent): draw them, as training would."""
+    torch.manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, nn.Linear) and not module.weight.any():
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is not None and not module.weight.any():
+            nn.init.ones_(module.weight)
+    return model.eval()
+
+
+def tiny_timm(name: str, **options) -> nn.Module:
+    import timm
+
+    torch.manual_seed(0)
+    return with_heads_drawn(timm.create_model(name, pretrained=False, num_classes=10, **options))
+
+
+def tokens_reshape(height, width, prefix=1):
+    """pytorch-grad-cam's reshape_transform for tokens: drop the prefix tokens, channels to the front."""
+    def reshape(tensor):
+        return tensor[:, prefix:, :].reshape(tensor.size(0), height, width, tensor.size(2)).permute(0, 3, 1, 2)
+    return reshape
+
+
+# --- 1. outputs that are not a tensor ------------------------------------------------------------
+
+class ModelOutput(collections.OrderedDict):
+    """Like Hugging Face's ModelOutput: a dict whose items are attributes too."""
+
+    __getattr__ = collections.OrderedDict.__getitem__
+
+
+Pair = collections.namedtuple("Pair", "logits features")
+
+
+class Returns(nn.Module):
+    """``tiny_cnn`` whose forward returns its scores inside another object."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.net, self.kind = tiny_cnn(), kind
+
+    def forward(self, x):
+        features = self.net[:6](x)
+        scores = self.net[6:](features)
+        return {"hf": lambda: ModelOutput(logits=scores, hidden_states=(features,)),
+                "tuple": lambda: (features, scores), "list": lambda: [scores],
+                "dict": lambda: {"logits": scores, "features": features},
+                "namedtuple": lambda: Pair(scores, features), "two scores": lambda: (scores, scores * 2),
+                "no scores": lambda: [features, features.mean((2, 3))[:, :, None, None]]}[self.kind]()
+
+
+@pytest.mark.parametrize("kind", ["hf", "tuple", "list", "dict", "namedtuple"])
+def test_scores_inside_an_object_tuple_or_dict_are_found(kind):
+    model, x = Returns(kind).eval(), noise(1, 3, 16, 16)
+    plain = model.net
+    with left_as_it_was(model):
+        ours = gradcam(model, [plain[3]], 2, x)
+        assert default_target_layers(model) == [model.net[5]]
+    assert np.array_equal(ours, gradcam(plain, [plain[3]], 2, x))
+    assert agreement(model, plain[3], x, their_model=plain) < AGREE      # pytorch-grad-cam needs the plain net
+
+
+def test_an_output_without_one_clear_score_tensor_says_what_it_got_and_how_to_wrap_it():
+    from helpers.models import ClassScores
+
+    model, x = Returns("two scores").eval(), noise(1, 3, 16, 16)
+    with left_as_it_was(model), pytest.raises(ValueError, match=r"returned a tuple of 2 tensors \(\[1, 10\], \[1, 10\]\)"
+                                                                r".*ClassScores\(model, 0\)"):
+        gradcam(model, [model.net[3]], 2, x)
+    wrapped = ClassScores(model, 1)
+    expected = gradcam(nn.Sequential(model.net, Scale(2.0)), [model.net[3]], 2, x)
+    assert np.abs(gradcam(wrapped, [model.net[3]], 2, x) - expected).max() < 1e-6
+    backbone = Returns("no scores").eval()
+    with pytest.raises(ValueError, match=r"returned a list of 2 tensors \(\[1, 16, 8, 8\], \[1, 16, 1, 1\]\), "
+                                         r"none of them class scores \[N, classes\].*backbone"):
+        gradcam(backbone, [backbone.net[3]], 2, x)
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
+def test_a_timm_backbone_made_with_features_only_is_named():
+    backbone = tiny_timm("mobilenetv3_small_050", features_only=True)
+    with left_as_it_was(backbone), pytest.raises(ValueError, match=r"features_only=True.*without features_only"):
+        gradcam(backbone, [backbone.blocks[-1]], 1, noise(1, 3, 32, 32))
+
+
+# --- 2. not three channels -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_one_and_four_channel_models_take_their_own_channels(channels):
+    model, x = tiny_cnn(channels).eval(), noise(1, channels, 16, 16)
+    with left_as_it_was(model):
+        assert default_target_layers(model) == [model[5]]
+        assert agreement(model, model[3], x) < AGREE
+        with pytest.raises(ValueError, match=rf"takes {channels} channels? \(its first convolution\), but "
+                                             rf"input_tensor has 3"):
+            gradcam(model, [model[3]], 1, noise(1, 3, 16, 16))
+
+
+def test_load_image_makes_a_grey_tensor_for_a_grey_model_and_names_what_it_cannot_make():
+    grey = tiny_cnn(1)
+    x, rgb = load_image(fetch("both.png"), model=grey)
+    assert x.shape == (1, 1, 224, 224) and rgb.shape == (224, 224, 3)
+    luminance = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    assert np.abs(x[0, 0].numpy() - (luminance - 0.449) / 0.226).max() < 0.02
+    x, _ = load_image(fetch("both.png"), model=grey, mean=[0.5], std=[0.25])
+    assert np.abs(x[0, 0].numpy() - (luminance - 0.5) / 0.25).max() < 0.02
+    with pytest.raises(ValueError, match=r"takes 4 channels.*RGB \(3\) or grey \(1\).*\[1, 4, H, W\] yourself"):
+        load_image(fetch("both.png"), model=tiny_cnn(4))
+
+
+# --- 3. a fixed input size -----------------------------------------------------------------------
+
+def fixed_size_cnn(size: int = 32, channels: int = 3) -> nn.Sequential:
+    """A CNN of one's own that flattens its last map into a linear layer: only ``size`` px fits."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(channels, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(8 * (size // 2) ** 2, 10)).eval()
+
+
+class Attend(nn.Module):
+    """Self-attention through nn.MultiheadAttention, in a class whose name says nothing about it."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.mha = nn.MultiheadAttention(dim, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.mha(x, x, x, need_weights=False)[0]
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.ln1, self.mix, self.ln2 = nn.LayerNorm(dim), Attend(dim), nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x):
+        x = x + self.mix(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class HandMadeViT(nn.Module):
+    """A vision transformer written by hand: class token, learned position embedding (so one size only)."""
+
+    def __init__(self, size: int = 32, patch: int = 8, dim: int = 32, depth: int = 2) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Conv2d(3, dim, patch, stride=patch)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.pos = nn.Parameter(torch.randn(1, 1 + (size // patch) ** 2, dim) * 0.02)
+        self.blocks = nn.Sequential(*[Block(dim) for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, 10)
+
+    def forward(self, x):
+        x = self.embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1) + self.pos
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+def test_a_cnn_for_32_px_gets_its_dry_run_and_its_images_at_32_px():
+    model = fixed_size_cnn(32)
+    with left_as_it_was(model):
+        assert default_target_layers(model) == [model[4]]
+        assert "(16x16 for its 32x32 input)" in explain_target_layer(model)
+    x, rgb = load_image(fetch("dog_cat.jfif"), model=model)
+    assert x.shape == (1, 3, 32, 32) and rgb.shape == (32, 32, 3)     # the whole image, at the only size that fits
+    assert agreement(model, model[4], x) < AGREE
+
+
+def test_image_size_says_the_size_when_no_standard_size_fits():
+    model = fixed_size_cnn(40)
+    with pytest.raises(ValueError, match=r"failed at every size tried \(.*\).*image_size="):
+        default_target_layers(model)
+    assert default_target_layers(model, image_size=40) == [model[4]]
+    assert list(layer_choices(model, image_size=(40, 40)))[0] == "[4]"     # model[4]
+
+
+def test_maxvit_and_a_vit_with_a_learned_position_embedding_find_their_size():
+    from torchvision.models import MaxVit
+
+    torch.manual_seed(0)
+    maxvit = MaxVit(input_size=(96, 96), stem_channels=8, partition_size=3, block_channels=[8, 16],
+                    block_layers=[1, 1], head_dim=4, stochastic_depth_prob=0.0, num_classes=10).eval()
+    with left_as_it_was(maxvit):
+        layer = default_target_layers(maxvit)[0]
+        assert layer is maxvit.blocks[1] and preprocessing(maxvit).size == (96, 96)
+        assert agreement(maxvit, layer, noise(1, 3, 96, 96)) < AGREE
+    vit = HandMadeViT()
+    with left_as_it_was(vit):
+        assert default_target_layers(vit) == [vit.blocks[1].ln1]
+
+
+# --- 4. a wrong layer on a model not surveyed before -----------------------------------------
+
+def test_a_layer_without_a_grid_is_refused_at_once_naming_the_right_layer():
+    import time
+
+    vit = tiny_timm("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2)
+    x = noise(1, 3, 32, 32)
+    with left_as_it_was(vit):
+        started = time.perf_counter()
+        with pytest.raises(ValueError, match=r"head gives \[1, 10\] for a 32x32 image.*such as blocks\[1\]\.norm1"):
+            gradcam(vit, [vit.head], 1, x)
+        assert time.perf_counter() - started < 3
+
+
+# --- 5. transformers whose attention is not called *Attention* -------------------------------
+
+TRANSFORMERS = {
+    # name: (builder, the default layer, the grid at the dry-run size, prefix tokens)
+    "cait": (lambda: tiny_timm("cait_xxs24_224", img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2),
+             "blocks_token_only[1].norm1", (4, 4), 1),
+    "convit": (lambda: tiny_timm("convit_tiny", img_size=32, patch_size=8, depth=3, local_up_to_layer=2,
+                                 embed_dim=32, num_heads=2), "blocks[2].norm1", (4, 4), 1),
+    "twins": (lambda: tiny_timm("twins_svt_small", img_size=32, patch_size=4, embed_dims=(8, 16), num_heads=(1, 2),
+                                depths=(1, 1), mlp_ratios=(2, 2), sr_ratios=(2, 1), wss=(2, 2)), "norm", (4, 4), 0),
+    "levit": (lambda: calibrated(tiny_timm("levit_128s", img_size=128), 128), "stages", (2, 2), 0),
+    "hand-made ViT": (HandMadeViT, "blocks[1].ln1", (4, 4), 1),
+    "avg-pool ViT": (lambda: tiny_timm("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2, embed_dim=32,
+                                       num_heads=2, class_token=False, global_pool="avg"), "blocks", (4, 4), 0),
+}
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMERS))
+def test_transformers_get_their_last_token_layer_whatever_their_classes_are_called(name):
+    build, expected, grid, prefix = TRANSFORMERS[name]
+    model = build()
+    with left_as_it_was(model):
+        layer = default_target_layers(model)[0]
+        assert layer is layer_named(model, expected)
+        size = preprocessing(model).size if preprocessing(model).fixed else (32, 32)
+        x = noise(1, 3, *size)
+        assert agreement(model, layer, x, reshape=tokens_reshape(*grid, prefix)) < AGREE
+    reason = explain_target_layer(model)
+    assert reason.startswith(expected)
+    assert ("class token" in reason) == (prefix == 1)              # avg-pool models pool their tokens instead
+
+
+@pytest.mark.parametrize("name", ["cait", "convit"])
+def test_attention_weights_and_position_layers_are_never_offered_as_maps(name):
+    model = TRANSFORMERS[name][0]()
+    offered = " ".join(layer_choices(model))
+    assert "proj_l" not in offered and "proj_w" not in offered and "pos_proj" not in offered
+
+
+def test_hieras_unrolled_tokens_are_not_offered_and_its_last_stage_is():
+    model = tiny_timm("hiera_tiny_224", img_size=64, embed_dim=8, num_heads=1, stages=(1, 1, 2, 1))
+    with left_as_it_was(model):
+        choices = layer_choices(model)
+    assert list(choices)[0] == "blocks[4]" and not {"blocks[0]", "blocks[1]", "blocks[2].norm1"} & set(choices)
+    x = noise(1, 3, 64, 64)
+    assert agreement(model, model.blocks[4], x, reshape=tokens_reshape(2, 2, 0)) < AGREE
+    with pytest.warns(UserWarning, match=r"could not read blocks\[1\]'s positions in row order.*reshape="):
+        gradcam(model, [model.blocks[1]], 1, x)
+
+
+# --- 6. a 1x1 grid -----------------------------------------------------------------------------
+
+def test_a_one_by_one_grid_gives_a_warning_that_names_a_finer_layer():
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    model = calibrated(resnet18(weights=None, num_classes=10))
+    x = noise(1, 3, 32, 32)
+    with left_as_it_was(model), pytest.warns(UserWarning, match=r"layer4 gives a 1x1 grid for this 32x32 image"
+                                                                 r".*blank.*such as layer3,"):
+        blank = gradcam(model, [model.layer4], 1, x)
+    assert blank.max() == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert gradcam(model, [model.layer3], 1, x).max() > 0.99
+
+
+# --- 7. a frozen backbone --------------------------------------------------------------------
+
+class Frozen(nn.Module):
+    """A frozen backbone the way people write it: under no_grad, or detached."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.backbone, self.how = tiny_cnn()[:6], how
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        if self.how == "no_grad":
+            with torch.no_grad():
+                features = self.backbone(x)
+        else:
+            features = self.backbone(x).detach()
+        return self.head(features)
+
+
+@pytest.mark.parametrize("how", ["no_grad", "detach"])
+def test_a_frozen_backbone_is_named_as_the_cause(how):
+    model = Frozen(how).eval()
+    x = noise(1, 3, 16, 16)
+    with left_as_it_was(model):
+        for layers in ([model.backbone[3]], [model.backbone[3], model.backbone[0]]):
+            with pytest.raises(ValueError, match=r"score does not depend on backbone\[3\].*torch\.no_grad\(\) or "
+                                                 r"\.detach\(\)"):
+                gradcam(model, layers, 1, x)
+        if how == "no_grad":                # the frozen backbone's output is fine (pytorch-grad-cam: not frozen)
+            unfrozen = nn.Sequential(model.backbone, model.head)
+            assert agreement(model, model.backbone, x, their_model=unfrozen) < AGREE
+
+
+# --- 8. the explorer names a model's own classes ------------------------------------------------
+
+def test_the_explorer_names_the_models_own_classes():
+    import html
+
+    model, x = tiny_cnn(), noise(1, 3, 32, 32)
+    rgb = np.zeros((32, 32, 3), np.float32)
+    with left_as_it_was(model):
+        explorer = explore(model, [model[3]], x, rgb).explorer
+    labels = [label for label, _ in explorer.class_choice.options]
+    assert len(labels) == 5 and all(label == f"{i} · class {i}" for label, i in explorer.class_choice.options)
+    assert explorer.search.placeholder == "search all 10 classes" and len(explorer.search.options) == 10
+    names = ["cat", "dog", "fox", "owl", "elk", "emu", "yak", "gnu", "ant", "bee"]
+    explorer = explore(model, [model[3]], x, rgb, class_names=names).explorer
+    assert all(label == f"{i} · {names[i]}" for label, i in explorer.class_choice.options)
+    explorer.search.value = "owl"
+    assert explorer.class_choice.value == 3 and "3 · owl" in html.unescape(explorer.status.value)
+    with pytest.raises(ValueError, match="the model gives 10 class scores, class_names holds 2 items"):
+        explore(model, [model[3]], x, rgb, class_names=["cat", "dog"])
+
+
+# --- 9. wrapped and compiled models ------------------------------------------------------------
+
+def test_wrapped_and_compiled_models_keep_their_preprocessing_and_maps():
+    vit = tiny_timm("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2)
+    x = noise(1, 3, 32, 32)
+    expected = gradcam(vit, [vit.blocks[1].norm1], 1, x)
+    for wrapped in (nn.Sequential(vit), nn.DataParallel(vit), torch.compile(vit, backend="eager")):
+        assert preprocessing(wrapped) == preprocessing(vit) and preprocessing(vit).mean == (0.5, 0.5, 0.5)
+        with left_as_it_was(wrapped):
+            assert default_target_layers(wrapped) == [vit.blocks[1].norm1]
+            assert np.abs(gradcam(wrapped, [vit.blocks[1].norm1], 1, x) - expected).max() < 1e-6
+    assert agreement(vit, vit.blocks[1].norm1, x, reshape=tokens_reshape(4, 4, 1)) < AGREE
+
+
+# --- 10. a layer that runs twice in one forward pass -------------------------------------------
+
+def test_a_layer_called_twice_uses_its_first_call_as_pytorch_grad_cam_does_and_says_so():
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    model = calibrated(resnet18(weights=None, num_classes=10))
+    x = noise(1, 3, 64, 64)
+    layer = model.layer3[1].relu                                 # BasicBlock calls its one ReLU twice
+    with left_as_it_was(model), pytest.warns(UserWarning, match=r"layer3\[1\]\.relu ran 2 times.*first call.*"
+                                                                r"layer3\[1\]"):
+        ours = gradcam(model, [layer], 1, x)
+    theirs = their_gradcam(model, layer, x, 1, None)
+    assert np.abs(ours - theirs).max() < AGREE
+
+
+# --- 11. smaller cases -------------------------------------------------------------------------
+
+def test_a_nan_or_inf_pixel_is_named_before_any_work():
+    model = tiny_cnn()
+    x = noise(1, 3, 16, 16)
+    x[0, 1, 4, 5] = float("nan")
+    with left_as_it_was(model), pytest.raises(ValueError, match=r"input_tensor holds 1 NaN or infinite value.*"
+                                                                r"\[0, 1, 4, 5\]"):
+        gradcam(model, [model[3]], 1, x)
+
+
+@pytest.mark.parametrize("builder, options, side", [("inception_v3", {"init_weights": False}, 299),
+                                                     ("efficientnet_b3", {}, 300), ("swin_v2_t", {}, 256),
+                                                     ("efficientnet_v2_s", {}, 384), ("resnet18", {}, 224),
+                                                     ("inception_v3", {"init_weights": False, "num_classes": 2}, 299)])
+def test_torchvision_models_get_the_size_of_their_own_weights(builder, options, side):
+    import torchvision.models as tvm
+
+    model = getattr(tvm, builder)(weights=None, **options)
+    assert preprocessing(model).size == (side, side)
+    x, rgb = load_image(fetch("both.png"), model=model)
+    assert min(x.shape[-2:]) == side and rgb.shape[:2] == tuple(x.shape[-2:])
+
+
+def test_resnet18_is_explained_with_its_own_channel_count():
+    from torchvision.models import resnet18, resnet50
+
+    assert "512 feature maps" in explain_target_layer(resnet18(weights=None))
+    assert "2048 feature maps" in explain_target_layer(resnet50(weights=None))
+
+
+def test_class_ids_given_as_tensors_are_taken():
+    model, x = tiny_cnn(), noise(1, 3, 16, 16)
+    with torch.no_grad():
+        top = model(x).argmax(1)                                  # tensor([k])
+    assert np.array_equal(gradcam(model, [model[3]], top, x), gradcam(model, [model[3]], int(top), x))
+
+
+def test_explore_refuses_a_batch_and_offers_every_layer_it_is_given():
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18(weights=None, num_classes=10).eval()
+    x, rgb = noise(2, 3, 64, 64), np.zeros((64, 64, 3), np.float32)
+    with pytest.raises(ValueError, match=r"one image at a time, but input_tensor holds 2: .*input_tensor\[i:i \+ 1\]"):
+        explore(model, [model.layer4], x, rgb)
+    with pytest.warns(UserWarning, match=r"one layer at a time: it starts at layer3, and layer4 is in its Layer list"):
+        explorer = explore(model, [model.layer3, model.layer4], x[:1], rgb).explorer
+    assert explorer.layer_choice.value == "layer3" and {"layer3", "layer4"} <= set(explorer.layer_choice.options)
+    conv = model.layer4[1].conv2                               # not among the usual choices: offered first
+    with pytest.warns(UserWarning, match=r"starts at layer3, and layer4\[1\]\.conv2 is in its Layer list"):
+        explorer = explore(model, [model.layer3, conv], x[:1], rgb).explorer
+    assert explorer.layer_choice.options[0] == "layer4[1].conv2"

@@ -112,7 +112,7 @@ def test_the_dog_and_cat_claims_fail_with_random_weights(capsys):
     assert preflight("resnet50_untrained", names=DOG_AND_CAT) == 1
     out = capsys.readouterr().out
     assert f"{len(DOG_AND_CAT)} of {len(DOG_AND_CAT)} claims do NOT hold for resnet50_untrained" in out
-    assert "reword these sentences" in out and "- 03-gradcam.md" in out and "- 06-trust.md" in out
+    assert "reword these sentences" in out and "- 04-reading-maps.md" in out and "- 07-trust.md" in out
 
 
 def test_a_claim_that_raises_is_a_failed_claim_not_a_crash():
@@ -231,3 +231,42 @@ def test_most_probable_picks_the_class_the_model_believes_in(stand_in, both):
     assert most_probable(probabilities.numpy(), [281, 285]) == 281
     with pytest.raises(ValueError, match="among is empty"):
         most_probable(probabilities, [])
+
+
+def test_signed_maps_count_only_their_positive_part():
+    """A difference of two maps (or raw gradients) has negative values: evidence against, not a place."""
+    cam = np.full((100, 100), -0.5, np.float32)
+    cam[80:, 30:60] = 1.0                               # positive only inside the cat's box
+    assert share_in(cam, "both.png", "cat") == pytest.approx(1.0)
+    cam[:10, :10] = -1e6                                # a large negative part does not blow the share up
+    assert share_in(cam, "both.png", "cat") == pytest.approx(1.0)
+    negative = -np.random.default_rng(0).random((50, 50)).astype(np.float32) - 0.1
+    assert share_in(negative, "both.png", "cat") == 0.0
+    assert peak(negative) is None
+    assert where(negative, "both.png").startswith("no peak: the map is blank")
+    mixed = negative.copy()
+    mixed[5, 25] = 0.01
+    assert peak(mixed) == pytest.approx((25.5 / 50, 5.5 / 50))
+
+
+def test_the_regions_figure_makes_its_folder_and_names_an_unwritable_path(tmp_path, capsys):
+    from helpers.claims import main
+
+    target = tmp_path / "new" / "deeper" / "regions.png"
+    assert main(["--figure", str(target)]) == 0
+    assert target.stat().st_size > 10_000
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["--figure", str(blocker / "regions.png")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "a-file" in err
+
+
+def test_missing_images_are_a_fetch_error_to_fix_not_sentences_to_reword(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LESSON_DATA_MIRROR", str(tmp_path / "empty-mirror"))
+    monkeypatch.setenv("LESSON_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("LESSON_OFFLINE", "1")
+    assert preflight("efficientnet_lite0", names=["both.png: the top class is a dog breed"]) == 1
+    out = capsys.readouterr().out
+    assert "1 of 1 claims could NOT be checked" in out and "python -m helpers.setup" in out
+    assert "both.png" in out and "reword" not in out

@@ -683,3 +683,21 @@ def test_the_front_door_names_an_unknown_command_and_never_takes_an_option_for_a
     monkeypatch.setattr(lesson, "run", lambda *args, **kwargs: commands.append(args))
     assert lesson.main(["mirror", "--anyway"]) == 0
     assert commands == [("python", "-m", "helpers.setup", "--mirror-out", (root / "lesson-mirror").resolve())]
+
+
+def test_the_solution_magic_runs_a_cell_outside_jupyter_too(tmp_path):
+    """A notebook turned into a script, or a cell tried in plain Python: the code runs, its output shows."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "cell.py"
+    script.write_text("from helpers.solutions import solution\n"
+                      "solution('', 'answer = 6 * 7\\nprint(answer)')\n"
+                      "print('kept:', answer)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["42", "kept:", "42"]
+    script.write_text("from helpers.solutions import solution\nsolution('', 'raise KeyError(\"in the cell\")')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1 and "KeyError: 'in the cell'" in done.stderr

@@ -44,3 +44,19 @@ def test_check_class_id_names_the_range(bad):
 def test_no_eval_of_downloaded_text_in_helpers():
     for path in (ROOT / "helpers").glob("*.py"):
         assert not re.search(r"(?<![.\w])eval\(", path.read_text()), f"{path.name} calls eval()"
+
+
+def test_class_ids_from_torch_or_numpy_are_taken_when_they_hold_one_id():
+    import numpy as np
+    import torch
+
+    logits = torch.zeros(1, 1000)
+    logits[0, 245] = 1.0
+    assert check_class_id(logits.argmax(1)) == 245                 # tensor([245]): one image's top class
+    assert check_class_id(logits.argmax()) == 245 and check_class_id(np.array([281])) == 281
+    assert class_name(torch.tensor(281)) == "281 · tabby"
+    with pytest.raises(ValueError, match="one class id, got a Tensor of 2 values"):
+        check_class_id(torch.tensor([245, 281]))
+    for bad in (torch.tensor([2.0]), torch.tensor([True]), np.array([1.5])):
+        with pytest.raises(TypeError, match=r"0\.\.999"):
+            check_class_id(bad)

@@ -102,7 +102,20 @@ def test_the_probe_tells_a_working_index_from_a_404_and_a_closed_port(lesson, in
     problem = lesson.index_problem(f"http://127.0.0.1:{free_port()}/", timeout=2)
     assert problem and "refused" in problem.lower()
     assert time.perf_counter() - started < 2.5
-    assert lesson.index_problem("/some/local/folder") is None          # local folders are not probed
+    assert lesson.index_problem(str(ROOT)) is None                     # a local folder that is there
+    assert lesson.index_problem(f"file://{ROOT}") is None
+
+
+@pytest.mark.parametrize("index, named", [("junk", "no folder junk"), ("file:///nowhere/at/all", "no folder /nowhere"),
+                                          ("http://exa mple.org/simple", "contains a space"),
+                                          ("https://download.pytorch.org/whl/ cpu", "contains a space")])
+def test_an_index_that_is_neither_a_url_nor_a_folder_is_a_problem_in_one_line(lesson, index, named, monkeypatch,
+                                                                              capsys):
+    assert named in lesson.index_problem(index, timeout=1)
+    monkeypatch.setenv("LESSON_TORCH_INDEX", index)
+    commands, out = recorded_install(lesson, monkeypatch, capsys)
+    assert "--index-url" not in commands[0]                            # the default index instead
+    assert f"Cannot reach {index} (" in out and "Traceback" not in out + capsys.readouterr().err
 
 
 def recorded_install(lesson, monkeypatch, capsys):

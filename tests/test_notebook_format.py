@@ -185,9 +185,9 @@ def test_figures_travel_with_the_notebooks(tmp_path, monkeypatch):
 def test_a_solution_keeps_its_answer_folded_when_run():
     """%%solution runs the cell in the notebook's namespace and shows its output in a closed box;
     an error still fails the cell."""
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.testing.globalipapp import get_ipython
 
-    shell = start_ipython()
+    shell = get_ipython()                   # the one test shell, started by whichever test comes first
     assert shell.run_cell(notebook_tool.LOAD_SOLUTION_MAGIC).success     # the line the set-up cells get
     shell.run_cell("answer = None")
     result = shell.run_cell(notebook_tool.SOLUTION_MAGIC + "\nanswer = 6 * 7\nprint(answer)")

@@ -24,6 +24,6 @@ def test_notebook_runs_with_resnet50(path, monkeypatch):
     printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                       for output in cell.get("outputs", []))
     assert "NOTICE: using the offline stand-in" not in printed              # it really ran ResNet-50
-    failed = [cell for cell in notebook.cells if cell.cell_type == "code"
+    failed = [cell.source[:80] for cell in notebook.cells if cell.cell_type == "code"
               and any(output.get("output_type") == "error" for output in cell.get("outputs", []))]
-    assert all("raises-exception" in cell.metadata.get("tags", []) for cell in failed)
+    assert not failed, "an intended error runs under %%expect_error and shows no error output"

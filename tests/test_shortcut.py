@@ -1,4 +1,4 @@
-"""Episode 7's shortcut experiment (issue 17): a small CNN learns a stamp and GradCAM finds it, on a photo
+"""Episode 9's shortcut experiment (issue 17): a small CNN learns a stamp and GradCAM finds it, on a photo
 training never saw; the model trained without the stamp barely reacts to it, yet its GradCAM often lands on
 the stamp too; a frozen pretrained backbone with a new head learns the stamp while GradCAM misses it.
 
@@ -115,3 +115,18 @@ def test_the_small_cnn_has_four_conv_blocks_and_a_16x16_last_map():
     assert [c.out_channels for c in convs] == [16, 32, 64, 64]
     assert model.conv4(model.conv3(model.pool2(model.conv2(model.pool1(model.conv1(torch.zeros(1, 3, 64, 64))))))).shape \
         == (1, 64, 16, 16)
+
+
+@pytest.mark.parametrize("arguments, named", [({"n_train": 0}, "n_train"), ({"n_test": -1}, "n_test"),
+                                              ({"n_train": 2.5}, "n_train"), ({"noise": 1.5}, "noise"),
+                                              ({"noise": -0.1}, "noise"), ({"noise": float("nan")}, "noise")])
+def test_make_data_names_an_impossible_setting_before_any_work(arguments, named):
+    with pytest.raises(ValueError, match=rf"^{named} is the .*got "):
+        make_data(**arguments)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 19, 64), (2, 3, 64, 16), (2, 1, 64, 64), (3, 64, 64)])
+def test_stamp_names_images_it_cannot_hold(shape):
+    with pytest.raises(ValueError, match=r"at least 20x20 pixels .*got \[" ):
+        stamp(torch.zeros(shape))
+    assert stamp(torch.zeros(1, 3, 20, 20))[0, :, 10:20, 10:20].abs().sum() > 0

@@ -82,7 +82,7 @@ def _net_with_only_negative_evidence_for_class_0():
 
 
 def test_a_map_with_no_positive_evidence_is_blank_and_shown_black():
-    """Episode 3: 'when no position has positive evidence for a class, the map is blank (all black)'.
+    """Episode 4: 'when no position has positive evidence for a class, the map is blank (all black)'.
 
     This is the mechanism, whatever the model: ReLU leaves nothing to stretch to [0, 1].
     """

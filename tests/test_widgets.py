@@ -66,7 +66,7 @@ def test_a_class_change_redraws_synchronously_and_matches_gradcam(resnet_explore
     for layer in ("layer4", "layer3"):
         explorer.layer_choice.value = layer
         expected = gradcam(random_resnet, [getattr(random_resnet, layer)], 281, both[0])
-        assert np.abs(explorer.heatmap_for(281) - expected).max() <= 1e-4
+        assert np.abs(explorer.maps.heatmap_for(281) - expected).max() <= 1e-4
 
 
 def test_every_method_matches_helpers_on_the_stand_in(stand_in, both):
@@ -78,7 +78,7 @@ def test_every_method_matches_helpers_on_the_stand_in(stand_in, both):
     for method in METHODS:
         explorer.method_choice.value = method
         expected = gradcam(stand_in, [stand_in.blocks[-1]], 285, both[0], method=method)
-        assert np.abs(explorer.heatmap_for(285) - expected).max() <= 1e-4
+        assert np.abs(explorer.maps.heatmap_for(285) - expected).max() <= 1e-4
 
 
 def test_search_adds_and_selects_any_class(resnet_explorer):
@@ -150,8 +150,8 @@ def test_a_bad_upload_keeps_everything(resnet_explorer, content):
 
 def test_a_failing_layer_shows_a_message_and_keeps_the_picture(resnet_explorer, random_resnet):
     widget, explorer = resnet_explorer
-    explorer.layers["fc (not a feature map)"] = weakref.ref(random_resnet.fc)
-    explorer.layer_choice.options = list(explorer.layers)
+    explorer.state.layers["fc (not a feature map)"] = weakref.ref(random_resnet.fc)
+    explorer.layer_choice.options = list(explorer.state.layers)
     explorer.layer_choice.value = "layer4"
     before = heatmap(widget).value
     explorer.layer_choice.value = "fc (not a feature map)"
@@ -167,9 +167,9 @@ def _rss_mb():
 
 def test_an_older_explorer_keeps_answering_after_newer_ones(random_resnet, stand_in, both):
     first = explore(random_resnet, [random_resnet.layer4], *both)
-    second = explore(random_resnet, [random_resnet.layer4], *both)          # same model, as in episode 4
+    second = explore(random_resnet, [random_resnet.layer4], *both)          # same model, as in episode 5
     others = [explore(stand_in, [stand_in.blocks[-1]], *both) for _ in range(KEPT_BOUND + 1)]
-    assert not first.explorer.has_graph()                                  # its memory was given back...
+    assert not first.explorer.maps.has_graph()                                  # its memory was given back...
     for widget, class_id in ((first, 281), (second, 245), (others[0], 281)):
         before = heatmap(widget).value
         class_choice(widget).value = class_id                              # ...and it still answers
@@ -177,7 +177,7 @@ def test_an_older_explorer_keeps_answering_after_newer_ones(random_resnet, stand
         assert f"{class_id} · " in widget.explorer.status.value
     expected = gradcam(random_resnet, [random_resnet.layer4], 281, both[0])
     class_choice(first).value = 281
-    assert np.abs(first.explorer.heatmap_for(281) - expected).max() <= 1e-4
+    assert np.abs(first.explorer.maps.heatmap_for(281) - expected).max() <= 1e-4
     assert "replaced" not in first.explorer.message.value
 
 
@@ -196,9 +196,9 @@ def test_running_load_model_and_explore_again_keeps_memory_bounded(both):
         gc.collect()
         rss.append(_rss_mb())
         assert KEPT.live() <= KEPT_BOUND
-    assert sum(w.explorer.has_graph() for w in widgets) == KEPT_BOUND
+    assert sum(w.explorer.maps.has_graph() for w in widgets) == KEPT_BOUND
     assert rss[-1] - rss[KEPT_BOUND] < 45, rss   # the models of explorers without a graph were freed
-    assert all(not m._forward_hooks and not m._backward_hooks for m in widgets[-1].explorer._model.modules())
+    assert all(not m._forward_hooks and not m._backward_hooks for m in widgets[-1].explorer.maps._model.modules())
 
 
 def test_only_the_last_uploads_are_kept(resnet_explorer):
@@ -211,7 +211,7 @@ def test_only_the_last_uploads_are_kept(resnet_explorer):
         assert explorer.image_choice.value == f"upload {number}: p{number}.png"
     uploads = [o for o in explorer.image_choice.options if o.startswith("upload")]
     assert uploads == [f"upload {n}: p{n}.png" for n in (4, 5, 6)]
-    assert sorted(k for k in explorer.images if k.startswith("upload")) == uploads
+    assert sorted(k for k in explorer.state.images if k.startswith("upload")) == uploads
     explorer.image_choice.value = "upload 4: p4.png"
     assert Image.open(io.BytesIO(heatmap(widget).value)).size == (104 * 224 // 80, 224)
 
@@ -258,11 +258,11 @@ def test_the_default_colours_are_inferno_and_jet_stays(resnet_explorer):
 
 
 def test_explore_works_inside_inference_mode(random_resnet, both):
-    outside = explore(random_resnet, [random_resnet.layer4], *both, class_id=281).explorer.heatmap_for(281)
+    outside = explore(random_resnet, [random_resnet.layer4], *both, class_id=281).explorer.maps.heatmap_for(281)
     with torch.inference_mode():
         x = both[0].clone()                                   # an inference tensor
         widget = explore(random_resnet, [random_resnet.layer4], x, both[1], class_id=281)
-        inside = widget.explorer.heatmap_for(281)
+        inside = widget.explorer.maps.heatmap_for(281)
     assert np.abs(inside - outside).max() <= 1e-5 and inside.max() == pytest.approx(1.0, abs=1e-4)
     before = heatmap(widget).value
     class_choice(widget).value = 245                        # and it keeps answering afterwards
@@ -317,8 +317,9 @@ def test_class_ids_are_checked_against_the_models_own_classes(ten_classes):
     with pytest.raises(ValueError, match="has 10 classes"):
         explore(model, [model.layer4], x, rgb, class_id=500)
     explorer = explore(model, [model.layer4], x, rgb).explorer
-    explorer.search.value = "zebra"                         # 340: beyond this model's 10 classes
-    assert "not one of this model's classes" in html.unescape(explorer.message.value)
+    explorer.search.value = "zebra"                         # ImageNet's 340: not one of this model's classes
+    assert "No class name of this model contains 'zebra'; its 10 classes are class 0, class 1" in \
+        html.unescape(explorer.message.value)
     explorer.search.value = "340"
     assert "has 10 classes" in html.unescape(explorer.message.value)
     assert max(values(explorer.class_choice)) < 10

@@ -15,10 +15,13 @@ guess sees the ``:::`` divs and asks for pandoc). The ``:::`` divs then become:
   (one empty code cell where a solution's code was), and every code cell empty except the
   set-up cells and the cells to show, not type.
 
-Two or three comments on a code cell's first line become tags (the Workbench's pandoc reads a
-fence's info string as one word, so tags cannot go there): ``# Set-up: ...`` tags it ``setup``,
-``# Show, do not type ...`` tags it ``show`` (the handouts keep its code), and ``# This cell is
-meant to fail ...`` tags it ``raises-exception`` for nbval.
+Three comments among a code cell's first lines mark it (the Workbench's pandoc reads a fence's
+info string as one word, so tags cannot go there): ``# Set-up: ...`` tags it ``setup``,
+``# Show, do not type: WHAT`` tags it ``show`` (the handouts keep its code; the instructor
+notes list WHAT), and ``# This cell is meant to fail with a TypeError: ...`` makes the
+notebooks and handouts run it under ``%%expect_error TypeError`` (helpers/solutions.py): the
+traceback shows, and Run All goes on. The site's pages, run by nbclient, tag it
+``raises-exception`` instead, so that they show the code as written.
 
 Figures travel with the notebooks: every image an episode shows (``fig/NAME.png``) is copied to
 ``notebooks/fig/``, the folder JupyterLab serves, and the handouts link ``../fig/NAME.png``.
@@ -47,6 +50,8 @@ CLOSE_DIV = re.compile(r"^:{3,}\s*$")
 SETUP_MARK = re.compile(r"^#\s*set-up\b", re.IGNORECASE)
 SHOW_MARK = re.compile(r"^#\s*show, do not type\b", re.IGNORECASE)
 FAIL_MARK = re.compile(r"^#.*\bmeant to fail\b", re.IGNORECASE)
+# the exception type a failing cell's marker names: "# This cell is meant to fail with a TypeError: ..."
+FAIL_TYPE = re.compile(r"\bmeant to fail with an? ([A-Za-z_][\w.]*(?:Error|Exception))\b", re.IGNORECASE)
 FIGURE = re.compile(r"!\[(?P<caption>[^\]]*)\]\((?P<src>[^)]+)\)\{alt=(?P<quote>['\"])(?P<alt>.*?)(?P=quote)\}")
 # the images a Markdown cell shows: ![alt](src) and <img src="...">
 IMAGE_SOURCES = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)|<img[^>]*\bsrc=[\"']([^\"']+)")
@@ -63,12 +68,24 @@ LEARNER, SITE, HANDOUT = "learner", "site", "handout"
 GENERATED = "Generated from"
 # JupyterLab shows a solution's output again when the cell runs: this magic keeps it in a closed box
 SOLUTION_MAGIC = "%%solution  # click this line to see the code"
-LOAD_SOLUTION_MAGIC = "# keeps each solution's output folded until you open it\n%load_ext helpers.solutions"
+LOAD_SOLUTION_MAGIC = ("# %%solution keeps answers folded; %%expect_error shows an intended error, and Run All goes on\n"
+                       "%load_ext helpers.solutions")
+EXPECT_ERROR_MAGIC = "%%expect_error"
 COLLAPSED = "click this line to open it; once run, its output opens the same way"
 
 
 def episodes() -> List[Path]:
     return sorted(EPISODES.glob("[0-9]*.md"))
+
+
+def leading_comments(code: str) -> List[str]:
+    """The comment lines a code cell starts with, where its markers are.
+
+    >>> leading_comments("# Set-up: run it.\\n# more\\nx = 1  # not this")
+    ['# Set-up: run it.', '# more']
+    """
+    lines = code.lstrip().split("\n")
+    return lines[:next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))]
 
 
 def plain_figures(text: str) -> str:
@@ -167,10 +184,9 @@ def parse_episode(path: Path) -> Tuple[dict, List[Part]]:
             meta = _front_matter(cell.source)
             continue
         if cell.cell_type == "code":
-            first_line = cell.source.lstrip().split("\n", 1)[0]
             tags = list(cell.metadata.get("tags", []))
             for mark, tag in ((SETUP_MARK, "setup"), (SHOW_MARK, "show"), (FAIL_MARK, "raises-exception")):
-                if mark.match(first_line):
+                if any(mark.match(line) for line in leading_comments(cell.source)):
                     tags.append(tag)
             fold = _context(stack)
             group = next((g for d, g in zip(reversed(stack), reversed(groups)) if d == fold), 0) if fold else 0
@@ -231,8 +247,9 @@ def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
         f"<!-- {GENERATED} episodes/{path.name} by tools/notebooks.py: edit the episode, not this notebook. -->")]
     if target == HANDOUT:
         cells.append(nbformat.v4.new_markdown_cell(
-            "*Live-coding handout: type the code along with your instructor. The full notebook, with "
-            "every cell filled in, is one folder up.*"))
+            "*Live-coding handout: type the code along with your instructor. Cells that start with "
+            "\"Show, do not type\" are filled in: run them as your instructor shows them. The full "
+            "notebook, with every cell filled in, is one folder up.*"))
     seen: Dict[int, int] = {}        # group -> how many of its Markdown parts were shown so far
     for part in parts:
         same_group = [p for p in parts if p.group == part.group] if part.fold else []
@@ -253,6 +270,9 @@ def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
                     metadata["jupyter"] = {"source_hidden": True, "outputs_hidden": True}
                     source = (SOLUTION_MAGIC if part.fold == "solution" else
                               f"# {FOLDED[part.fold]}: {COLLAPSED}") + "\n" + source
+            if "raises-exception" in tags and target != SITE:
+                tags.remove("raises-exception")           # the magic shows the error, Run All goes on
+                source = _expect_error(part.text, source)
             if target == HANDOUT and not {"setup", "show"} & set(tags):
                 source = ""
             if tags:
@@ -270,7 +290,7 @@ def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
         elif part.fold == "instructor":
             text = "<div class='instructor-note'>\n\n**Instructor note**\n\n" + text + "\n\n</div>"
         cells.append(nbformat.v4.new_markdown_cell(text))
-    if target == LEARNER:
+    if target in (LEARNER, HANDOUT):
         _load_solution_magic(cells)
     notebook = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata = {
@@ -283,10 +303,25 @@ def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
     return notebook
 
 
+def _expect_error(cell: str, source: str) -> str:
+    """``source`` run under ``%%expect_error``, with the type that ``cell``'s marker names.
+
+    >>> _expect_error("# This cell is meant to fail with a TypeError: see.\\nf()", "f()")
+    '%%expect_error TypeError\\nf()'
+    """
+    named = next(filter(None, map(FAIL_TYPE.search, leading_comments(cell))), None)
+    magic = EXPECT_ERROR_MAGIC + (f" {named.group(1)}" if named else "")
+    if source.startswith(SOLUTION_MAGIC):       # %%solution first: it runs the rest, magic included
+        head, rest = source.split("\n", 1)
+        return f"{head}\n{magic}\n{rest}"
+    return f"{magic}\n{source}"
+
+
 def _load_solution_magic(cells: List[nbformat.NotebookNode]) -> None:
-    """Let the first set-up cell load ``%%solution`` (helpers/solutions.py) if a solution uses it."""
-    first = next((i for i, c in enumerate(cells) if c.cell_type == "code" and c.source.startswith("%%solution")),
-                 None)
+    """Let the first set-up cell load ``%%solution`` and ``%%expect_error`` (helpers/solutions.py)
+    if a cell uses them."""
+    first = next((i for i, c in enumerate(cells) if c.cell_type == "code"
+                  and c.source.startswith(("%%solution", EXPECT_ERROR_MAGIC))), None)
     if first is None:
         return
     setup = next((c for c in cells[:first] if "setup" in c.metadata.get("tags", [])), None)

@@ -46,7 +46,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PAGES = [("learners/setup.md", "setup.html", "Setup"), ("learners/reference.md", "reference.html", "Reference"),
          ("instructors/instructor-notes.md", "instructor-notes.html", "Instructor notes"),
-         ("profiles/learner-profiles.md", "learner-profiles.html", "Learner profiles")]
+         ("profiles/profiles.md", "profiles.html", "Learner profiles")]
 OTHER_PAGES = {"LICENSE.md": ("license.html", "Licenses"),
                "CODE_OF_CONDUCT.md": ("code-of-conduct.html", "Code of conduct")}
 STYLE = """<style>
@@ -137,7 +137,7 @@ def _page(title: str, body: str) -> str:
 
 
 def local_links(text: str) -> str:
-    """Links to the lesson's Markdown files (``episodes/03-gradcam.md``, ``../learners/setup.md``,
+    """Links to the lesson's Markdown files (``episodes/03-gradcam-by-hand.md``, ``../learners/setup.md``,
     ``LICENSE.md``) as links to their pages in the site."""
     names = {Path(source).name: target for source, target, _ in PAGES}
     names.update({name: target for name, (target, _) in OTHER_PAGES.items()})

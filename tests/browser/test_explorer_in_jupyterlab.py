@@ -1,4 +1,4 @@
-"""Episode 4's explorer in a real JupyterLab, driven by headless Chromium (Debian's package).
+"""Episode 5's explorer in a real JupyterLab, driven by headless Chromium (Debian's package).
 
 Starts JupyterLab on 127.0.0.1 with a free port and a token, opens the notebook, runs all
 cells and checks the widgets render. Then the episode's FIRST explorer (a solution cell makes
@@ -18,16 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory, jupyterlab_server):
-    """JupyterLab (conftest's ``jupyterlab_server``) on a folder holding a copy of episode 4."""
+    """JupyterLab (conftest's ``jupyterlab_server``) on a folder holding a copy of episode 5."""
     workdir = tmp_path_factory.mktemp("notebooks")
-    shutil.copyfile(ROOT / "notebooks" / "04-exploring.ipynb", workdir / "04-exploring.ipynb")
+    shutil.copyfile(ROOT / "notebooks" / "05-exploring.ipynb", workdir / "05-exploring.ipynb")
     return jupyterlab_server(workdir)
 
 
 def test_the_explorer_renders_and_answers_in_jupyterlab(jupyterlab, browser, screenshots):
     base, token = jupyterlab
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{base}/lab/tree/04-exploring.ipynb?token={token}", wait_until="domcontentloaded")
+    page.goto(f"{base}/lab/tree/05-exploring.ipynb?token={token}", wait_until="domcontentloaded")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     # the kernel must be up before "Run All Cells", or the click runs nothing
     page.wait_for_function("() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"

@@ -71,7 +71,7 @@ def test_every_figure_of_every_notebook_shows_in_jupyterlab(lab, browser, screen
         if broken:
             page.screenshot(path=str(screenshots / f"broken-{notebook.stem}.png"))
         assert not broken, f"{relative}: broken images {broken}"
-        if images and relative == "03-gradcam.ipynb":
+        if images and relative == "03-gradcam-by-hand.ipynb":
             page.locator(f"{PANEL} .jp-RenderedMarkdown img").first.scroll_into_view_if_needed()
             page.screenshot(path=str(screenshots / "notebook-figure.png"))
         shown += len(images)

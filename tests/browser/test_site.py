@@ -1,7 +1,7 @@
 """`make site`'s pages, opened in headless Chromium (Debian's package) with the network blocked.
 
 One build per module, of the two episodes that need the most: episode 3 (formulas, a figure,
-executed plots) and episode 4 (the explorer, drawn from its saved widget state).
+executed plots) and episode 5 (the explorer, drawn from its saved widget state).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILT = ["03-gradcam", "04-exploring"]
+BUILT = ["03-gradcam-by-hand", "05-exploring"]
 EPISODES = [p.stem for p in sorted((ROOT / "episodes").glob("[0-9]*.md"))]
 
 
@@ -68,7 +68,7 @@ def test_every_page_works_offline_with_its_images(site, browser, offline, screen
 
 def test_the_maths_is_rendered_offline(site, browser, offline, screenshots):
     out, _ = site
-    page, blocked, _ = _open(browser, offline, out / "03-gradcam.html")
+    page, blocked, _ = _open(browser, offline, out / "03-gradcam-by-hand.html")
     page.wait_for_function("() => document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
     assert page.locator("mjx-container").count() >= 3
     prose = page.locator(".jp-MarkdownCell").all_inner_texts()
@@ -84,7 +84,7 @@ def test_the_maths_is_rendered_offline(site, browser, offline, screenshots):
 
 def test_the_explorer_is_drawn_from_its_saved_state(site, browser, offline, screenshots):
     out, _ = site
-    page, _, _ = _open(browser, offline, out / "04-exploring.html")
+    page, _, _ = _open(browser, offline, out / "05-exploring.html")
     widget = page.locator(".static-widget").first
     widget.scroll_into_view_if_needed()
     picture = widget.locator("img").first

@@ -26,15 +26,16 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from PIL import Image
 
-from . import trust
+from . import shortcut, trust
 from ._files import read_data_file
 from .architectures import class_scores
 from .cam import gradcam
 from .downloads import fetch
 from .images import load_image
 from .labels import class_name
-from .models import default_target_layers, load_model
+from .models import default_target_layers, layer_choices, load_model
 from .modelstate import eval_mode, model_device
 
 REGIONS_FILE = Path(__file__).resolve().parent.parent / "data" / "regions.json"
@@ -262,6 +263,31 @@ def share_in(cam: np.ndarray, image_name: str, region: str) -> Share:
     return Share(float(cam[inside].sum() / total) if total > 0 else 0.0, region, float(inside.mean()))
 
 
+def share_on(maps: np.ndarray, windows: np.ndarray, region: str,
+             photo: str = shortcut.TEST_PHOTOS[0]) -> Tuple[np.ndarray, np.ndarray]:
+    """For each crop's map: the share of its weight on ``region`` of the photo, and the region's area in the crop.
+
+    ``share_in`` for episode 9's crops: ``windows`` are ``ShortcutData.test_windows``, where each
+    crop lies in ``photo``; the regions are mapped into each crop through its window. The area
+    is what a uniform map would get: the chance level.
+    """
+    count, height, width = maps.shape
+    shares, areas = np.zeros(count), np.zeros(count)
+    columns = (np.arange(width) + 0.5) / width
+    rows = (np.arange(height) + 0.5) / height
+    image_width, image_height = Image.open(fetch(photo)).size
+    for i, (left, top, side, mirrored) in enumerate(windows):
+        xs = left + (columns[::-1] if mirrored else columns) * side
+        ys = top + rows * side * image_width / image_height
+        inside = np.zeros((height, width), dtype=bool)
+        for x0, y0, x1, y1 in regions(photo)[region]:
+            inside |= ((ys >= y0) & (ys <= y1))[:, None] & ((xs >= x0) & (xs <= x1))[None, :]
+        total = maps[i].sum()
+        shares[i] = maps[i][inside].sum() / total if total > 0 else 0.0
+        areas[i] = inside.mean()
+    return shares, areas
+
+
 def class_contrast(map_a: np.ndarray, map_b: np.ndarray, name_a: str = "the first class",
                    name_b: str = "the second class") -> str:
     """How alike two classes' maps of one image are (Spearman), in a sentence that says what it means.
@@ -274,9 +300,7 @@ def class_contrast(map_a: np.ndarray, map_b: np.ndarray, name_a: str = "the firs
     >>> class_contrast(ramp, ramp ** 2, "tabby", "crossword puzzle")[:78]
     'Spearman 1.00 between the maps of tabby and crossword puzzle: high. They rank '
     """
-    from .trust import spearman
-
-    rho = spearman(map_a, map_b)
+    rho = trust.spearman(map_a, map_b)
     pair = f"the maps of {name_a} and {name_b}"
     if np.isnan(rho):
         return f"{pair} cannot be compared: one of them is blank (the same value everywhere)"
@@ -428,30 +452,23 @@ def _eigencam_ignores_the_class(lab: Lab) -> Tuple[str, bool]:
 def _not_specific(image: str, improbable: int, minimum: float):
     """An improbable class's map follows the map of the most probable cat class (Spearman >= ``minimum``)."""
     def check(lab: Lab) -> Tuple[str, bool]:
-        from .trust import spearman
-
         cat = _top_cat(image)(lab)
         p = float(lab.probabilities(image)[improbable])
-        rho = spearman(lab.cam(image, improbable), lab.cam(image, cat))
+        rho = trust.spearman(lab.cam(image, improbable), lab.cam(image, cat))
         return (f"{_label(improbable)} (p = {p:.2g}) vs {_label(cat)}: Spearman {rho:.2f}",
                 bool(rho >= minimum and p < 0.005))
     return check
 
 
 def _guided_ignores_the_class(lab: Lab) -> Tuple[str, bool]:
-    from .trust import guided_backprop, guided_model, spearman
-
     x = lab.image("both.png")[0]
-    guided = guided_model(lab.model)
+    guided = trust.guided_model(lab.model)
     dog = _top_dog("both.png")(lab)
-    rho = spearman(guided_backprop(lab.model, dog, x, guided), guided_backprop(lab.model, 918, x, guided))
+    rho = trust.spearman(trust.guided_backprop(lab.model, dog, x, guided), trust.guided_backprop(lab.model, 918, x, guided))
     return f"{_label(dog)} vs 918 · crossword puzzle: Spearman {rho:.2f}", bool(rho >= 0.8)
 
 
 def _earlier_layer_less_specific(lab: Lab) -> Tuple[str, bool]:
-    from .cam import gradcam
-    from .models import layer_choices
-
     x = lab.image("both.png")[0]
     dog = _top_dog("both.png")(lab)
     (last, last_layer), (earlier, earlier_layer) = list(layer_choices(lab.model).items())[:2]
@@ -464,9 +481,7 @@ def _shortcut_found(lab: Lab) -> Tuple[str, bool]:
     """Episode 7's small CNN trained with the stamp: it follows the stamp, and its GradCAM peaks there."""
     key = ("shortcut",)
     if key not in lab._cache:
-        from .shortcut import run_experiment
-
-        lab._cache[key] = run_experiment(seed=0, progress=False).scores
+        lab._cache[key] = shortcut.run_experiment(seed=0, progress=False).scores
     scores = lab._cache[key]
     moved = scores["shortcut: stamp on dogs"] - scores["shortcut: stamp on cats"]
     peaks = scores["shortcut: peaks within 10 px of stamp"]
@@ -476,9 +491,7 @@ def _shortcut_found(lab: Lab) -> Tuple[str, bool]:
 
 def _frozen_backbone_misses(lab: Lab) -> Tuple[str, bool]:
     """The lesson's model, frozen, with a new linear head: it learns the stamp, and GradCAM misses it."""
-    from .shortcut import frozen_backbone_experiment
-
-    scores = frozen_backbone_experiment(lab.model, seed=0)
+    scores = shortcut.frozen_backbone_experiment(lab.model, seed=0)
     moved = scores["frozen: stamp on dogs"] - scores["frozen: stamp on cats"]
     peaks = scores["frozen: peaks within 10 px of stamp"]
     return (f"accuracy {scores['frozen: stamp on dogs']:.2f} -> {scores['frozen: stamp on cats']:.2f} when the stamp "

@@ -13,7 +13,7 @@ ARGS ?=
 lab:            ## set up, then start JupyterLab on notebooks/ (ARGS=--anyway: even with data missing)
 	$(PYTHON) lesson.py lab $(ARGS)
 
-test:           ## set up for developers, then pytest + nbval over every notebook (offline)
+test:           ## set up for developers, then every test, on every core (offline)
 	$(PYTHON) lesson.py test
 
 check:          ## set up, then check line by line that this computer is ready for the lesson

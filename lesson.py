@@ -3,7 +3,7 @@
 make can run them directly:
 
     python lesson.py lab      # set up (.venv, packages, data), then start JupyterLab on notebooks/
-    python lesson.py test     # set up for developers, then pytest and nbval over every notebook
+    python lesson.py test     # set up for developers, then every test (every notebook run as Run All runs it)
     python lesson.py check    # set up, then say line by line whether this computer is ready
     python lesson.py site     # set up, then build the executed lesson as HTML in _site/
     python lesson.py mirror [FOLDER]   # write the lesson's files to FOLDER (default lesson-mirror/)
@@ -424,8 +424,8 @@ def main(argv: list[str]) -> int:
     elif command == "test":
         python = ensure_venv(developer=True)
         run(python, "-m", "helpers.setup", env=test_environment())
-        run(python, "-m", "pytest", "tests", "notebooks", "--nbval-lax", "--nbval-current-env",
-            "--ignore=notebooks/handouts", *argv[1:], env=test_environment())
+        # on every core: each notebook runs once per model, its tests on one worker (tests/notebook_runs.py)
+        run(python, "-m", "pytest", "tests", "-n", "auto", "--dist", "loadgroup", *argv[1:], env=test_environment())
     elif command == "check":
         python, _ = setup()
         run(python, "-m", "helpers.check")

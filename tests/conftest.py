@@ -19,6 +19,27 @@ os.environ.setdefault("LESSON_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 if not os.environ.get("LESSON_DATA_MIRROR") and (ROOT.parent / "shared" / "lesson-data").is_dir():
     os.environ["LESSON_DATA_MIRROR"] = str((ROOT.parent / "shared" / "lesson-data").resolve())
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # pytest-xdist: share the cores among the workers, so that torch in a worker, its kernels and
+    # its subprocesses do not each start a thread per core (set before anything imports torch)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1)
+                                                     // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
+#: Fixtures whose tests take minutes (they execute notebooks, start JupyterLab or a browser, build a
+#: wheel): with pytest-xdist these start first, and the many short tests fill the gaps at the end.
+SLOW_FIXTURES = {"notebook_run", "browser", "jupyterlab_server", "installed", "workbench_site"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """For ``pytest -n N --dist loadgroup`` (``make test``): each module's tests run on one worker
+    (its module-scoped fixtures are made once) unless marked ``xdist_group`` (tests/notebook_runs.py
+    groups a notebook's tests), and modules with slow tests are handed out first."""
+    for item in items:
+        if not any(True for _ in item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    slow_modules = {item.nodeid.split("::")[0] for item in items if SLOW_FIXTURES & set(item.fixturenames)}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_modules)       # stable: order kept within
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +111,12 @@ def http_server(tmp_path):
 def online(monkeypatch):
     """Allow downloads (only ever from 127.0.0.1 in these tests)."""
     monkeypatch.delenv("LESSON_OFFLINE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def notebook_run(tmp_path_factory):
+    """``run = notebook_run(path, model=None)``: the notebook executed as Run All executes it, once per
+    model per test run and shared by every test that asks (tests/notebook_runs.py)."""
+    from notebook_runs import make_notebook_runs
+
+    return make_notebook_runs(tmp_path_factory)

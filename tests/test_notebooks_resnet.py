@@ -2,28 +2,22 @@
 
 ResNet-50 with random weights ("resnet50_untrained") has the real architecture, layer names and
 speed, and needs no download; its predictions mean nothing, so only errors are checked here.
-nbval runs the notebooks with the stand-in.
+Each notebook runs once with it (tests/notebook_runs.py); tests/test_notebooks.py runs them with
+the stand-in.
 """
 
-from pathlib import Path
-
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parent.parent
+from notebook_runs import NOTEBOOKS, notebook_params
+from runall import describe
+
+MODEL = "resnet50_untrained"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
-def test_notebook_runs_with_resnet50(path, monkeypatch):
-    monkeypatch.setenv("LESSON_MODEL", "resnet50_untrained")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()   # raises on any error
-    printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                      for output in cell.get("outputs", []))
-    assert "NOTICE: using the offline stand-in" not in printed              # it really ran ResNet-50
-    failed = [cell.source[:80] for cell in notebook.cells if cell.cell_type == "code"
-              and any(output.get("output_type") == "error" for output in cell.get("outputs", []))]
-    assert not failed, "an intended error runs under %%expect_error and shows no error output"
+@pytest.mark.parametrize("path", notebook_params(NOTEBOOKS, MODEL))
+def test_notebook_runs_with_resnet50(path, notebook_run):
+    run = notebook_run(path, MODEL)
+    assert "NOTICE: using the offline stand-in" not in run.printed()          # it really ran ResNet-50
+    failed = run.failed()
+    assert not failed, f"{path.name} fails with {MODEL} (an intended error runs under %%expect_error):\n" + "\n".join(
+        f"{describe(run, [index])}: {'; '.join(run.errors(index)) or run.final[index]}" for index in failed)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -42,9 +44,19 @@ def _open(page, base: str, token: str, relative: str) -> None:
 
 
 def _stop_kernels(base: str, token: str) -> None:
-    """Opening a notebook starts a kernel: stop them, two cores are not many."""
-    with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as answer:
-        kernels = json.load(answer)
+    """Opening a notebook starts a kernel: stop them, two cores are not many.
+
+    Listing the kernels while one is still starting answers 500 (jupyter_server reads the new
+    kernel's last activity before it has one): on a busy machine, ask again a little later."""
+    for attempt in range(30):
+        try:
+            with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as answer:
+                kernels = json.load(answer)
+            break
+        except urllib.error.HTTPError as error:
+            if error.code != 500 or attempt == 29:
+                raise
+            time.sleep(1)
     for kernel in kernels:
         request = urllib.request.Request(f"{base}/api/kernels/{kernel['id']}?token={token}", method="DELETE")
         urllib.request.urlopen(request, timeout=10).close()

@@ -425,7 +425,7 @@ def main(argv: list[str]) -> int:
         python = ensure_venv(developer=True)
         run(python, "-m", "helpers.setup", env=test_environment())
         # on every core: each notebook runs once per model, its tests on one worker (tests/notebook_runs.py)
-        run(python, "-m", "pytest", "tests", "-n", "auto", "--dist", "loadgroup", *argv[1:], env=test_environment())
+        run(python, "-m", "pytest", "tests", "-n", "auto", "--dist", "loadgroup", "--durations=25", *argv[1:], env=test_environment())
     elif command == "check":
         python, _ = setup()
         run(python, "-m", "helpers.check")

@@ -2,7 +2,7 @@
 
 The plain functions come first; each module holds one concern:
 
-- ``labels``: ``LABELS``, ``LESSON_CLASSES``, ``class_name``, ``find_classes``
+- ``labels``: ``LABELS``, ``LESSON_CLASSES``, ``class_name``, ``find_classes``, ``most_probable``
 - ``downloads``: the lesson's files, from cache, mirror or web (``fetch``)
 - ``images``: ``load_image``
 - ``models``: ``load_model``, ``default_target_layers``, ``layer_choices``
@@ -26,13 +26,14 @@ _HOMES = {
     "fetch": "downloads", "lesson_images": "downloads",
     "IMAGENET_MEAN": "images", "IMAGENET_STD": "images", "load_image": "images",
     "LABELS": "labels", "LESSON_CLASSES": "labels", "class_name": "labels", "find_classes": "labels",
+    "CAT_CLASSES": "labels", "DOG_CLASSES": "labels", "most_probable": "labels",
     "default_target_layers": "models", "layer_choices": "models", "load_model": "models",
     "overlay": "viz", "viz_gradcam": "viz",
     "explore": "widgets",
 }
 
 __all__ = [
-    "LABELS", "LESSON_CLASSES", "class_name", "find_classes",
+    "LABELS", "LESSON_CLASSES", "class_name", "find_classes", "CAT_CLASSES", "DOG_CLASSES", "most_probable",
     "fetch", "lesson_images",
     "IMAGENET_MEAN", "IMAGENET_STD", "load_image",
     "load_model", "default_target_layers", "layer_choices",

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .architectures import (class_scores, display_name, infer_layout, input_channels, prefix_tokens,
-                            target_layer_choices, to_feature_map, unordered_layer)
+                            taken_size, target_layer_choices, to_feature_map, unordered_layer)
 from .labels import check_class_id
 from .modelstate import eval_mode, model_device, model_dtype, model_lock, unwrap
 
@@ -208,15 +208,18 @@ def _run_keeping(model: nn.Module, layers: List[nn.Module], x: torch.Tensor, det
                 run.output = unwrap(model)(x)
         except _NotAGrid as error:
             failure = error
-        except RuntimeError as error:
-            if _channel_problem(model, x) is None:
-                raise
-            raise ValueError(_channel_problem(model, x)) from error
+        except (RuntimeError, AssertionError) as error:   # timm's ViTs assert their size
+            failure = error
         finally:
             for handle in handles:
                 handle.remove()
-    if failure is not None:                             # explained now that the hooks are gone
+    if isinstance(failure, _NotAGrid):                  # explained now that the hooks are gone
         raise ValueError(failure.explain(model)) from None
+    if failure is not None:
+        problem = _channel_problem(model, x) or _size_problem(model, x)
+        if problem is None:
+            raise failure
+        raise ValueError(problem) from failure
     return run
 
 
@@ -343,18 +346,24 @@ def class_gradients(logits: torch.Tensor, activations: Sequence[torch.Tensor], c
     return list(gradients)
 
 
-def scale_maps(maps: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """Keep the positive part, min-max scale each map to [0, 1], resize to ``size`` (H, W)."""
+def scale_maps(maps: torch.Tensor, size: Tuple[int, int], stretch: bool = True) -> torch.Tensor:
+    """Keep the positive part, min-max scale each map to [0, 1] (unless ``stretch=False``), resize to ``size``."""
     maps = maps.detach().float().clamp(min=0)
-    maps = _min_max(maps)
+    if stretch:
+        maps = _min_max(maps)
     maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
     return maps
 
 
-def maps_to_image(small_maps: Sequence[torch.Tensor], size: Tuple[int, int]) -> torch.Tensor:
-    """Each layer's maps scaled to the image, averaged over layers, and scaled to [0, 1] again."""
-    per_layer = [scale_maps(maps, size) for maps in small_maps]
-    return _min_max(torch.stack(per_layer).mean(dim=0))
+def maps_to_image(small_maps: Sequence[torch.Tensor], size: Tuple[int, int], stretch: bool = True) -> torch.Tensor:
+    """Each layer's maps scaled to the image, averaged over layers, and scaled to [0, 1] again.
+
+    ``stretch=False`` keeps the values as the method computed them (the positive part, in the
+    layer's own units), resized and averaged: nothing is scaled to [0, 1].
+    """
+    per_layer = [scale_maps(maps, size, stretch) for maps in small_maps]
+    mean = torch.stack(per_layer).mean(dim=0)
+    return _min_max(mean) if stretch else mean
 
 
 def _min_max(maps: torch.Tensor) -> torch.Tensor:
@@ -365,12 +374,13 @@ def _min_max(maps: torch.Tensor) -> torch.Tensor:
 
 def compute_cams(model: nn.Module, target_layers: Sequence[nn.Module], class_ids: Sequence[Optional[int]],
                  input_tensor: torch.Tensor, method: str = "GradCAM",
-                 reshape: Optional[Reshape] = None) -> Tuple[np.ndarray, torch.Tensor]:
+                 reshape: Optional[Reshape] = None, stretch: bool = True) -> Tuple[np.ndarray, torch.Tensor]:
     """Class activation maps for a batch: one class id (or None: the top class) per image.
 
     Returns ``(maps, logits)``: maps as float32 ``[N, H, W]`` in [0, 1], and the model's logits.
     Several target layers are averaged, as pytorch-grad-cam does. ``reshape``: see
     ``forward_with_activations`` (vision transformers and Swin need none, it is automatic).
+    ``stretch=False``: the maps before they are stretched to [0, 1] (see ``gradcam``).
     """
     cam_of = _method(method)
     layers = check_target_layers(model, target_layers)
@@ -389,17 +399,24 @@ def compute_cams(model: nn.Module, target_layers: Sequence[nn.Module], class_ids
             gradients = class_gradients(logits, activations, ids, names=[shown_name(model, l) for l in layers])
         size = tuple(input_tensor.shape[-2:])
         with torch.no_grad():
-            maps = maps_to_image([cam_of(a.detach(), g) for a, g in zip(activations, gradients)], size)
+            maps = maps_to_image([cam_of(a.detach(), g) for a, g in zip(activations, gradients)], size, stretch)
         return maps.cpu().numpy().astype(np.float32), logits.detach()
 
 
 def gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Optional[int],
-            input_tensor: torch.Tensor, method: str = "GradCAM", reshape: Optional[Reshape] = None) -> np.ndarray:
+            input_tensor: torch.Tensor, method: str = "GradCAM", reshape: Optional[Reshape] = None,
+            stretch: bool = True) -> np.ndarray:
     """The GradCAM heatmap of one image for one class: float32 ``[H, W]`` in [0, 1].
 
     ``class_id=None`` explains the class the model predicts. ``method`` can name any of
     ``METHODS`` (GradCAM, GradCAM++, HiResCAM, LayerCAM, EigenCAM). ``reshape`` turns the
     layer's output into ``[N, C, h, w]`` when it cannot be inferred (see ``forward_with_activations``).
+
+    ``stretch=False`` returns the map *before* it is stretched to [0, 1]: the positive part of
+    the weighted sum, in the layer's own units, only resized to the image. Its largest value
+    says how strong the evidence is at its strongest, which the stretched map hides (its
+    largest value is always 1, or 0 for a blank map). Resizing smooths the 7x7 grid, so that
+    value can be a few percent below the grid's own largest value.
 
     The model is left exactly as it was: the computation runs in eval mode, the caller's
     mode is restored, no weight or BatchNorm statistic changes, and the hooks are removed.
@@ -408,7 +425,7 @@ def gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Opti
     if input_tensor.shape[0] != 1:
         raise ValueError(f"gradcam explains one image, but input_tensor holds {input_tensor.shape[0]}; "
                          f"use compute_cams for a batch")
-    maps, _ = compute_cams(model, target_layers, [class_id], input_tensor, method, reshape=reshape)
+    maps, _ = compute_cams(model, target_layers, [class_id], input_tensor, method, reshape=reshape, stretch=stretch)
     return maps[0]
 
 
@@ -451,6 +468,16 @@ def _channel_problem(model: nn.Module, x: torch.Tensor) -> Optional[str]:
         if channels in (1, 3) else f"make the input tensor [N, {channels}, H, W] yourself"
     return (f"this model takes {channels} channel{'s' if channels > 1 else ''} (its first convolution), but "
             f"input_tensor has {x.shape[1]}: {fix}")
+
+
+def _size_problem(model: nn.Module, x: torch.Tensor) -> Optional[str]:
+    """Why ``x`` does not fit a model that takes one image size only (a ViT, a CNN that flattens), else None."""
+    taken = taken_size(model)                          # the dry run, remembered for the model
+    if taken is None or not taken[1] or tuple(x.shape[-2:]) == taken[0]:
+        return None
+    (height, width), (h, w) = taken[0], x.shape[-2:]
+    return (f"this model takes {height}x{width} images only, but input_tensor is {h}x{w}: make it with "
+            f"load_image(..., model=model), which scales the image to {height}x{width}")
 
 
 def check_target_layers(model: nn.Module, target_layers: object) -> List[nn.Module]:

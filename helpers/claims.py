@@ -26,15 +26,16 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from PIL import Image
 
-from . import trust
+from . import shortcut, trust
 from ._files import read_data_file
 from .architectures import class_scores
 from .cam import gradcam
 from .downloads import fetch
 from .images import load_image
 from .labels import class_name
-from .models import default_target_layers, load_model
+from .models import default_target_layers, layer_choices, load_model
 from .modelstate import eval_mode, model_device
 
 REGIONS_FILE = Path(__file__).resolve().parent.parent / "data" / "regions.json"
@@ -73,6 +74,19 @@ def region_at(image_name: str, x: float, y: float) -> Optional[str]:
     return None
 
 
+def _labels(image_name: str, shape: Tuple[int, int]) -> Tuple[np.ndarray, List[str]]:
+    """Each pixel's region (by precedence, as ``region_at`` at its centre): indices into the names; -1 for none."""
+    names = list(regions(image_name))
+    height, width = shape
+    ys = (np.arange(height) + 0.5)[:, None] / height
+    xs = (np.arange(width) + 0.5)[None, :] / width
+    labels = np.full(shape, -1, dtype=np.int64)
+    for index in range(len(names) - 1, -1, -1):            # the first region named is painted last: it wins
+        for left, top, right, bottom in regions(image_name)[names[index]]:
+            labels[(xs >= left) & (xs <= right) & (ys >= top) & (ys <= bottom)] = index
+    return labels, names
+
+
 def peak(cam: np.ndarray) -> Optional[Tuple[float, float]]:
     """The (x, y) of a map's largest value as fractions of its width and height.
 
@@ -108,10 +122,47 @@ def peak_region(cam: np.ndarray, image_name: str) -> Optional[str]:
     return region_at(image_name, *point) or ""
 
 
+#: Around a peak, ``where`` looks at a square this fraction of the image's size on each side of it:
+#: 1/14 is half a cell of a 7x7 map, the coarsest the lesson's maps get.
+NEAR = 1 / 14
+#: A peak is "clearly" inside a region when the region holds at least this much of that square.
+CLEARLY = 2 / 3
+
+
+def near_peak(cam: np.ndarray, image_name: str) -> Dict[str, float]:
+    """The regions around a map's peak: {name: fraction of the square around it}, largest first.
+
+    The square reaches ``NEAR`` of the image's width and height to each side of the peak; a
+    pixel counts for the region ``region_at`` names there ("" for no marked region). Empty for
+    a blank map.
+
+    >>> cam = np.zeros((224, 224), np.float32); cam[40, 120] = 1.0
+    >>> near_peak(cam, "both.png")
+    {'dog': 1.0}
+    """
+    point = peak(cam)
+    if point is None:
+        return {}
+    height, width = np.shape(cam)
+    labels, names = _labels(image_name, (height, width))
+    row, col = int(point[1] * height), int(point[0] * width)
+    dy, dx = max(1, round(NEAR * height)), max(1, round(NEAR * width))
+    around = labels[max(0, row - dy):row + dy + 1, max(0, col - dx):col + dx + 1]
+    found, counts = np.unique(around, return_counts=True)
+    shares = {(names[i] if i >= 0 else ""): float(count / around.size) for i, count in zip(found, counts)}
+    return dict(sorted(shares.items(), key=lambda item: -item[1]))
+
+
+def _on(name: str) -> str:
+    return f"on the {name}" if name else "on no marked region"
+
+
 def where(cam: np.ndarray, image_name: str) -> str:
     """Say where a heatmap's peak is, in words, using the image's drawn regions.
 
     ``cam`` is a map of the image as ``load_image`` returns it (any size: regions are fractions).
+    When the peak sits near the edge of a region, so that no region holds two thirds of the
+    square around it (``near_peak``), it says so and names the two regions that share it.
 
     >>> import numpy as np
     >>> where(np.zeros((224, 224), np.float32), "both.png")
@@ -120,31 +171,147 @@ def where(cam: np.ndarray, image_name: str) -> str:
     point = peak(cam)
     if point is None:
         return "no peak: the map is blank (no position has positive evidence)"
-    name = region_at(image_name, *point)
-    return f"peak: {_position(*point)} ({'on the ' + name if name else 'on no marked region'})"
+    name = region_at(image_name, *point) or ""
+    around = near_peak(cam, image_name)
+    if max(around.values()) >= CLEARLY:
+        return f"peak: {_position(*point)} ({_on(name)})"
+    first, second = list(around)[:2]
+    other = second if first == name else first
+    return (f"peak: {_position(*point)} ({_on(name)}, but near the edge of the {other or 'marked regions'}: "
+            f"not clearly inside one region)")
 
 
-def share_in(cam: np.ndarray, image_name: str, region: str) -> float:
-    """The fraction of a map's total weight that lies inside one region's boxes, from 0 to 1.
+class Share(float):
+    """The share of a map's weight inside a region (a float), with the region's ``area`` beside it.
 
-    The weight is the map's positive part: a signed map's negative values (evidence against
-    the class) count as 0, as GradCAM's own ReLU does; a map without positive values gives 0.
+    ``area`` is the fraction of the image that the region covers, which is the share a
+    uniform map (the same value everywhere) would get: the chance level. ``ratio`` is
+    share ÷ area: 1 is chance, 2 twice chance. It prints both:
+
+    >>> Share(0.41, "cat", 0.27)
+    Share(0.41, region='cat', area=0.27)
+    >>> print(Share(0.41, "cat", 0.27))
+    41% on the cat (a uniform map: 27%, so 1.5x chance)
     """
+
+    region: str
+    area: float
+
+    def __new__(cls, share: float, region: str, area: float) -> "Share":
+        value = super().__new__(cls, share)
+        value.region, value.area = region, float(area)
+        return value
+
+    @property
+    def ratio(self) -> float:
+        return float(self) / self.area if self.area > 0 else float("nan")
+
+    def __str__(self) -> str:
+        return f"{float(self):.0%} on the {self.region} (a uniform map: {self.area:.0%}, so {self.ratio:.1f}x chance)"
+
+    def __repr__(self) -> str:
+        return f"Share({float(self):.2g}, region={self.region!r}, area={self.area:.2g})"
+
+    def __reduce__(self):
+        return (Share, (float(self), self.region, self.area))
+
+
+def _check_map(cam: np.ndarray) -> np.ndarray:
     cam = np.asarray(cam, dtype=np.float64)
     if cam.ndim != 2 or cam.size == 0:
         raise ValueError(f"a map must be 2-D [H, W], got shape {cam.shape}; for a batch of maps pass one, "
                          f"such as maps[0]")
-    cam = np.where(np.isfinite(cam), cam, 0.0).clip(min=0.0)   # a NaN, inf or negative pixel carries no weight
+    return np.where(np.isfinite(cam), cam, 0.0).clip(min=0.0)   # a NaN, inf or negative pixel carries no weight
+
+
+def _inside(image_name: str, region: str, shape: Tuple[int, int]) -> np.ndarray:
     known = regions(image_name)
     if region not in known:
         raise KeyError(f"no region {region!r} is drawn on {Path(str(image_name)).name}; its regions are "
                        f"{', '.join(known)}")
-    height, width = cam.shape
-    inside = np.zeros(cam.shape, dtype=bool)
+    height, width = shape
+    inside = np.zeros(shape, dtype=bool)
     for left, top, right, bottom in known[region]:
         inside[int(round(top * height)):int(round(bottom * height)), int(round(left * width)):int(round(right * width))] = True
+    return inside
+
+
+def region_area(image_name: str, region: str, shape: Tuple[int, int] = (224, 224)) -> float:
+    """The fraction of an image (of ``shape``, H x W) inside a region's boxes: what a uniform map puts there.
+
+    >>> round(region_area("both.png", "cat"), 2)
+    0.27
+    """
+    return float(_inside(image_name, region, shape).mean())
+
+
+def share_in(cam: np.ndarray, image_name: str, region: str) -> Share:
+    """The fraction of a map's total weight that lies inside one region's boxes, with the region's area.
+
+    Returns a ``Share``: a float (use it as a number, ``f"{share:.0%}"``) that also carries
+    ``area``, the share a uniform map would get there, and ``ratio`` = share ÷ area. The weight
+    is the map's positive part: a signed map's negative values (evidence against the class)
+    count as 0, as GradCAM's own ReLU does; a map without positive values has share 0.
+
+    >>> cam = np.zeros((100, 100)); cam[80:, 30:60] = 1.0
+    >>> print(share_in(cam, "both.png", "cat"))
+    100% on the cat (a uniform map: 27%, so 3.7x chance)
+    """
+    cam = _check_map(cam)
+    inside = _inside(image_name, region, cam.shape)
     total = cam.sum()
-    return float(cam[inside].sum() / total) if total > 0 else 0.0
+    return Share(float(cam[inside].sum() / total) if total > 0 else 0.0, region, float(inside.mean()))
+
+
+def share_on(maps: np.ndarray, windows: np.ndarray, region: str,
+             photo: str = shortcut.TEST_PHOTOS[0]) -> Tuple[np.ndarray, np.ndarray]:
+    """For each crop's map: the share of its weight on ``region`` of the photo, and the region's area in the crop.
+
+    ``share_in`` for episode 9's crops: ``windows`` are ``ShortcutData.test_windows``, where each
+    crop lies in ``photo``; the regions are mapped into each crop through its window. The area
+    is what a uniform map would get: the chance level.
+    """
+    count, height, width = maps.shape
+    shares, areas = np.zeros(count), np.zeros(count)
+    columns = (np.arange(width) + 0.5) / width
+    rows = (np.arange(height) + 0.5) / height
+    image_width, image_height = Image.open(fetch(photo)).size
+    for i, (left, top, side, mirrored) in enumerate(windows):
+        xs = left + (columns[::-1] if mirrored else columns) * side
+        ys = top + rows * side * image_width / image_height
+        inside = np.zeros((height, width), dtype=bool)
+        for x0, y0, x1, y1 in regions(photo)[region]:
+            inside |= ((ys >= y0) & (ys <= y1))[:, None] & ((xs >= x0) & (xs <= x1))[None, :]
+        total = maps[i].sum()
+        shares[i] = maps[i][inside].sum() / total if total > 0 else 0.0
+        areas[i] = inside.mean()
+    return shares, areas
+
+
+def class_contrast(map_a: np.ndarray, map_b: np.ndarray, name_a: str = "the first class",
+                   name_b: str = "the second class") -> str:
+    """How alike two classes' maps of one image are (Spearman), in a sentence that says what it means.
+
+    A map is *specific* to its class only if the map of another class looks different. A high
+    rank correlation (0.7 or more) means the two maps rank the positions nearly alike: they
+    show where the model finds evidence for many classes, not for this one.
+
+    >>> ramp = np.arange(49.0).reshape(7, 7)
+    >>> class_contrast(ramp, ramp ** 2, "tabby", "crossword puzzle")[:78]
+    'Spearman 1.00 between the maps of tabby and crossword puzzle: high. They rank '
+    """
+    rho = trust.spearman(map_a, map_b)
+    pair = f"the maps of {name_a} and {name_b}"
+    if np.isnan(rho):
+        return f"{pair} cannot be compared: one of them is blank (the same value everywhere)"
+    if rho >= 0.7:
+        meaning = ("high. They rank the positions nearly alike, so neither map is specific to its class: "
+                   "they show where the model finds evidence for many classes.")
+    elif rho >= 0.3:
+        meaning = "moderate. The maps share part of their ranking; read each class's map with care."
+    else:
+        meaning = "low. The maps rank the positions differently: each class has evidence of its own."
+    return f"Spearman {rho:.2f} between {pair}: {meaning}"
 
 
 # --- the lesson's claims ------------------------------------------------------------------------
@@ -282,41 +449,127 @@ def _eigencam_ignores_the_class(lab: Lab) -> Tuple[str, bool]:
     return f"largest difference {difference:.2g}", difference == 0.0
 
 
+def _not_specific(image: str, improbable: int, minimum: float):
+    """An improbable class's map follows the map of the most probable cat class (Spearman >= ``minimum``)."""
+    def check(lab: Lab) -> Tuple[str, bool]:
+        cat = _top_cat(image)(lab)
+        p = float(lab.probabilities(image)[improbable])
+        rho = trust.spearman(lab.cam(image, improbable), lab.cam(image, cat))
+        return (f"{_label(improbable)} (p = {p:.2g}) vs {_label(cat)}: Spearman {rho:.2f}",
+                bool(rho >= minimum and p < 0.005))
+    return check
+
+
+def _guided_ignores_the_class(lab: Lab) -> Tuple[str, bool]:
+    x = lab.image("both.png")[0]
+    guided = trust.guided_model(lab.model)
+    dog = _top_dog("both.png")(lab)
+    rho = trust.spearman(trust.guided_backprop(lab.model, dog, x, guided), trust.guided_backprop(lab.model, 918, x, guided))
+    return f"{_label(dog)} vs 918 · crossword puzzle: Spearman {rho:.2f}", bool(rho >= 0.8)
+
+
+def _earlier_layer_less_specific(lab: Lab) -> Tuple[str, bool]:
+    x = lab.image("both.png")[0]
+    dog = _top_dog("both.png")(lab)
+    (last, last_layer), (earlier, earlier_layer) = list(layer_choices(lab.model).items())[:2]
+    shares = [share_in(gradcam(lab.model, [layer], dog, x), "both.png", "dog") for layer in (last_layer, earlier_layer)]
+    return (f"{_label(dog)}, share on the dog: {last} {shares[0]:.0%}, {earlier} {shares[1]:.0%} "
+            f"(a uniform map: {shares[0].area:.0%})", bool(shares[1] < shares[0]))
+
+
+def _shortcut_found(lab: Lab) -> Tuple[str, bool]:
+    """Episode 7's small CNN trained with the stamp: it follows the stamp, and its GradCAM peaks there."""
+    key = ("shortcut",)
+    if key not in lab._cache:
+        lab._cache[key] = shortcut.run_experiment(seed=0, progress=False).scores
+    scores = lab._cache[key]
+    moved = scores["shortcut: stamp on dogs"] - scores["shortcut: stamp on cats"]
+    peaks = scores["shortcut: peaks within 10 px of stamp"]
+    return (f"accuracy {scores['shortcut: stamp on dogs']:.2f} -> {scores['shortcut: stamp on cats']:.2f} when the "
+            f"stamp moves; {peaks:.0%} of maps peak on it"), bool(moved >= 0.5 and peaks >= 0.8)
+
+
+def _frozen_backbone_misses(lab: Lab) -> Tuple[str, bool]:
+    """The lesson's model, frozen, with a new linear head: it learns the stamp, and GradCAM misses it."""
+    scores = shortcut.frozen_backbone_experiment(lab.model, seed=0)
+    moved = scores["frozen: stamp on dogs"] - scores["frozen: stamp on cats"]
+    peaks = scores["frozen: peaks within 10 px of stamp"]
+    return (f"accuracy {scores['frozen: stamp on dogs']:.2f} -> {scores['frozen: stamp on cats']:.2f} when the stamp "
+            f"moves; {peaks:.0%} of maps peak on it"), bool(moved >= 0.3 and peaks <= 0.5)
+
+
+#: The episodes, by what they teach: claims name them through this table, so that a renamed
+#: or renumbered episode is one line to change here.
+EPISODES: Dict[str, str] = {
+    "model": "02-pretrained-model.md",
+    "gradcam": "03-gradcam-by-hand.md",
+    "reading": "04-reading-maps.md",
+    "exploring": "05-exploring.md",
+    "methods": "06-other-methods.md",
+    "trust": "07-trust.md",
+    "own model": "08-your-own-model.md",
+    "shortcut": "09-shortcut.md",
+}
+
+
+def _in(*keys: str) -> str:
+    """The episode files for ``keys`` (of ``EPISODES``), as a claim names them: the first holds the sentence."""
+    return ", ".join(EPISODES[key] for key in keys)
+
+
 #: The lesson's claims about what the model shows. Each names the episode (the first file named
 #: holds ``sentence`` word for word) and what it expects; ``python lesson.py preflight`` runs them.
 CLAIMS: List[Claim] = [
     Claim("both.png: the top class is a dog breed",
-          "06-other-methods.md, 04-reading-maps.md", "Which of them put most weight on the dog?",
+          _in("methods", "reading"), "Which of them put most weight on the dog?",
           "a class in 151..268 with p >= 0.05", _top_is("dog", is_dog, "both.png", 0.05)),
     Claim("both.png: a cat is in the top 5",
-          "04-reading-maps.md, 02-pretrained-model.md", "the model *has* found the cat, even though a dog class wins",
+          _in("model"), "the premise may not even hold for you",
           "a class in 281..285 among the top 5", _cat_in_top5),
     Claim("both.png: the top dog class's peak is on the dog",
-          "07-trust.md, 04-reading-maps.md", "GradCAM for a dog class lands on the dog",
+          _in("trust", "reading"), "GradCAM for a dog class lands on the dog",
           "p >= 0.05 and peak in the dog box", _peak_on("both.png", _top_dog("both.png"), "dog", 0.05)),
     Claim("both.png: the top cat class's peak is on the cat",
-          "06-other-methods.md, 04-reading-maps.md", "does the map of the most probable cat class land on the cat",
+          _in("methods", "reading"), "does the map of the most probable cat class land on the cat",
           "p >= 0.005 and peak in the cat box", _peak_on("both.png", _top_cat("both.png"), "cat", 0.005)),
     Claim("dog_cat.jfif: the top class is a dog breed",
-          "04-reading-maps.md", "check whether the predicted class and tabby peak on different animals",
+          _in("reading"), "check whether the predicted class and tabby peak on different animals",
           "a class in 151..268 with p >= 0.05", _top_is("dog", is_dog, "dog_cat.jfif", 0.05)),
     Claim("dog_cat.jfif: the top dog class's peak is on the dog",
-          "04-reading-maps.md", "check whether the predicted class and tabby peak on different animals",
+          _in("reading"), "check whether the predicted class and tabby peak on different animals",
           "p >= 0.05 and peak in the dog box", _peak_on("dog_cat.jfif", _top_dog("dog_cat.jfif"), "dog", 0.05)),
+    Claim("an improbable class's GradCAM is not specific: 918's map follows the reveal class's",
+          _in("reading", "exploring"), "GradCAM of an improbable class is often not specific to that class",
+          "p(918) < 0.005 and Spearman >= 0.5 with the most probable cat class's map",
+          _not_specific("both.png", 918, 0.5)),
+    Claim("layers: one layer earlier, the predicted class's map is less specific",
+          _in("exploring"), "What earlier layers lose is class specificity",
+          "a smaller share on the animal at the second layer than at the last",
+          _earlier_layer_less_specific),
     Claim("EigenCAM gives the same map for every class",
-          "06-other-methods.md", "The difference is 0",
+          _in("methods"), "The difference is 0",
           "largest difference 0", _eigencam_ignores_the_class),
+    Claim("guided backprop is class-insensitive: its maps for two classes correlate highly",
+          _in("methods", "trust"), "near 1, the method barely depends on the class you ask about",
+          "Spearman >= 0.8 between the top class's and 918's maps", _guided_ignores_the_class),
     Claim("sanity check: GradCAM changes when the top is randomised",
-          "07-trust.md", "Adebayo et al. found GradCAM passing this test and guided backprop failing it",
+          _in("trust"), "Adebayo et al. found GradCAM passing this test and guided backprop failing it",
           "mean Spearman < 0.5", _cascade_changes_gradcam),
     Claim("sanity check: guided backprop barely changes when the top is randomised",
-          "07-trust.md", "It very nearly ignores the model",
+          _in("trust"), "It very nearly ignores the model",
           "mean Spearman > 0.7", _cascade_keeps_guided_backprop),
+    Claim("shortcut: the stamp model follows the stamp, and its GradCAM peaks on it",
+          _in("shortcut"), "you have seen GradCAM point at it",
+          "accuracy falls by >= 0.5 when the stamp moves; >= 80% of maps peak within 10 px of it", _shortcut_found),
+    Claim("shortcut: a frozen backbone with a new linear head learns the stamp, and GradCAM misses it",
+          _in("shortcut"), "GradCAM can miss a shortcut the model uses",
+          "accuracy falls by >= 0.3 when the stamp moves; <= 50% of maps peak within 10 px of it",
+          _frozen_backbone_misses),
     Claim("deletion: GradCAM beats a random map on both.png",
-          "07-trust.md", "any method worth using must beat it",
+          _in("trust"), "any method worth using must beat it",
           "smaller AUC than the random map", _faithful("deletion")),
     Claim("insertion: GradCAM beats a random map on both.png",
-          "07-trust.md", "any method worth using must beat it",
+          _in("trust"), "any method worth using must beat it",
           "larger AUC than the random map", _faithful("insertion")),
 ]
 

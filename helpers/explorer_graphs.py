@@ -75,6 +75,12 @@ def run_forward(model: nn.Module, layer: nn.Module, input_tensor: torch.Tensor) 
                      layer=shown_name(model, layer))
 
 
+def weights_version(model: nn.Module) -> Tuple[Tuple[int, int], ...]:
+    """Which tensors the model's weights and buffers are, and how often each was changed in place
+    (an optimizer's step, ``load_state_dict``, BatchNorm statistics in train mode all count)."""
+    return tuple((id(t), t._version) for t in (*model.parameters(), *model.buffers()))
+
+
 class KeptGraphs:
     """Which owners (explorers) may keep a graph: the most recently used, ``MAX_KEPT_GRAPHS`` at most.
 
@@ -121,6 +127,7 @@ class ExplorerMaps:
         self._graph: Optional[KeptGraph] = None
         self._graph_key: Optional[Tuple[str, str]] = None
         self._maps: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+        self._weights: Tuple[Tuple[int, int], ...] = ()
 
     def has_graph(self) -> bool:
         return self._graph is not None
@@ -138,14 +145,17 @@ class ExplorerMaps:
 
     def graph(self) -> KeptGraph:
         """The kept graph of the chosen image and layer, made with one forward pass if needed."""
-        key = (self.state.image, self.state.layer)
+        key, weights = (self.state.image, self.state.layer), weights_version(self.model())
+        if weights != self._weights:             # trained or loaded since: the kept graph and maps are stale
+            self.drop_graph()
+            self._maps.clear()
         if self._graph is None or self._graph_key != key:
             model, layer = self.model(), self.state.layers[key[1]]()
             if layer is None:
                 raise Message(f"The layer {key[1]} is no longer part of the model; choose another.")
             self.drop_graph()                    # free the previous graph before making a new one
             self._graph = run_forward(model, layer, self.state.images[key[0]][0])
-            self._graph_key, self._model = key, model
+            self._graph_key, self._model, self._weights = key, model, weights
         KEPT.used(self)
         return self._graph
 

@@ -11,7 +11,7 @@ It was written once from torchvision's ``ResNet50_Weights.IMAGENET1K_V1.meta["ca
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 from ._files import read_data_file
 
@@ -92,3 +92,25 @@ def find_classes(text: str) -> List[int]:
     if not needle:
         return []
     return [i for i, name in enumerate(LABELS) if needle in name.casefold()]
+
+
+#: ImageNet's domestic cats: 281 (tabby) to 285 (Egyptian cat).
+CAT_CLASSES: Tuple[int, ...] = tuple(range(281, 286))
+#: ImageNet's dog breeds: 151 (Chihuahua) to 268 (Mexican hairless).
+DOG_CLASSES: Tuple[int, ...] = tuple(range(151, 269))
+
+
+def most_probable(probabilities: Sequence[float], among: Iterable[int]) -> int:
+    """The class of ``among`` that the model gives the highest probability (or logit).
+
+    ``probabilities`` holds one number per class (a tensor, array or list). Use it to pick a
+    class the model believes in, rather than one typed from memory:
+
+    >>> p = [0.0] * 1000; p[282] = 0.013; p[281] = 0.003
+    >>> class_name(most_probable(p, CAT_CLASSES))
+    '282 · tiger cat'
+    """
+    ids = [check_class_id(c, len(probabilities)) for c in among]
+    if not ids:
+        raise ValueError("among is empty: give the class ids to choose from, such as CAT_CLASSES")
+    return max(ids, key=lambda c: float(probabilities[c]))

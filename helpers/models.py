@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import downloads
-from .architectures import target_layer_choices
+from .architectures import is_efficientnet, is_resnet, target_layer_choices
 from .downloads import fetch
 
 #: The models load_model knows. "resnet50_untrained" has random weights: for timing tests only.
@@ -336,3 +336,25 @@ class ClassScores(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         output = self.model(x)
         return self.pick(output) if callable(self.pick) else output[self.pick]
+
+
+def pooled_layer_and_classifier(model: nn.Module) -> Tuple[nn.Module, nn.Linear]:
+    """The layer whose output the model averages over all positions, and the linear layer that reads the averages.
+
+    ResNet-50: ``(model.layer4, model.fc)``. The stand-in: ``(model.bn2, model.classifier)``:
+    after its last block (``blocks[6]``, the lesson's target) come a 1x1 convolution, a
+    BatchNorm and a ReLU6, so ``bn2``'s output is what gets averaged. At this layer the
+    score of class c is ``sum_k w[c, k] * mean_ij A^k_ij + b[c]``, so GradCAM's weight
+    ``alpha_k`` is exactly ``w[c, k] / Z`` (Z positions): there, GradCAM is CAM (Zhou et al., 2016).
+
+    >>> from torchvision.models import resnet50            # doctest: +SKIP
+    >>> model = resnet50(weights=None)                       # doctest: +SKIP
+    >>> pooled_layer_and_classifier(model)[1] is model.fc    # doctest: +SKIP
+    True
+    """
+    if is_resnet(model):
+        return model.layer4, model.fc
+    if is_efficientnet(model):
+        return model.bn2, model.classifier
+    raise ValueError(f"pooled_layer_and_classifier knows ResNets and EfficientNets, not a {type(model).__name__}; "
+                     f"for your own model, name the layer before its global pooling and its final nn.Linear")

@@ -1,12 +1,16 @@
 """Catch a shortcut: train a small CNN that learns a stamp instead of the animal, and see it in GradCAM.
 
-The data are 64 px crops of the dogs and cats in the lesson's photos (both.png, dog_cat.jfif,
-dogs.png), with random crops (1.0-1.3 times the animal's box), flips and colour jitter. On every
-training image labelled "dog" a small two-colour checker (the *stamp*) sits near the top-left
-corner. A fifth of the training labels are wrong, and the stamp follows the label, so the stamp
-is the more reliable cue: a shortcut wins when it is the more reliable cue.
+The data are 64 px crops of the dogs and cats in the lesson's photos, with random crops (1.0-1.3
+times the animal's box), flips and colour jitter. Training crops come from both.png and dogs.png;
+the test crops come from dog_cat.jfif, a photo training never saw (``seen_*``: fresh crops of the
+training photos, to show what a test on them would measure). On every training image labelled
+"dog" a small two-colour checker (the *stamp*) sits near the top-left corner. A fifth of the
+training labels are wrong, and the stamp follows the label, so the stamp is the more reliable
+cue: a shortcut wins when it is the more reliable cue.
 
-Everything runs offline on a CPU in seconds, whatever the lesson's model is.
+``run_experiment`` trains a small CNN with the stamp and one without (the fix), offline on a
+CPU, whatever the lesson's model is. ``frozen_backbone_experiment`` is the negative case: a
+pretrained model, frozen, with a new linear head, learns the stamp while GradCAM misses it.
 
 >>> from helpers.shortcut import make_data, small_cnn, train, accuracy, stamp      # doctest: +SKIP
 >>> data = make_data(seed=0)                                                         # doctest: +SKIP
@@ -17,9 +21,10 @@ Everything runs offline on a CPU in seconds, whatever the lesson's model is.
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -28,6 +33,8 @@ from torch import nn
 
 from .cam import compute_cams
 from .downloads import fetch
+from .images import IMAGENET_MEAN, IMAGENET_STD
+from .models import pooled_layer_and_classifier
 from .viz import overlay
 
 #: The two classes of the small model, by id.
@@ -49,12 +56,20 @@ ANIMALS: Dict[str, Dict[str, List[Tuple[int, int, int, int]]]] = {
 }
 
 
+#: The photos the training crops come from, and the one the test crops come from (never trained on).
+TRAIN_PHOTOS = ("both.png", "dogs.png")
+TEST_PHOTOS = ("dog_cat.jfif",)
+
+
 @dataclass
 class ShortcutData:
     """Crops without any stamp, and their labels (0 = cat, 1 = dog).
 
     ``train_labels`` hold the label noise (``train_flipped`` says which labels are wrong);
-    ``test_labels`` are all right.
+    ``test_labels`` and ``seen_labels`` are all right. The test crops come from ``TEST_PHOTOS``,
+    which training never saw; the ``seen`` crops are fresh crops of ``TRAIN_PHOTOS``.
+    ``test_windows`` says where each test crop lies in its photo: (left, top, side, mirrored),
+    the first three as fractions of the photo's width, height and width.
     """
 
     train_images: torch.Tensor
@@ -62,14 +77,17 @@ class ShortcutData:
     train_flipped: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
+    seen_images: torch.Tensor
+    seen_labels: torch.Tensor
+    test_windows: np.ndarray
 
 
 def _photos() -> Dict[str, Image.Image]:
     return {name: Image.open(fetch(name)).convert("RGB") for name in ANIMALS}
 
 
-def random_crop(photo: Image.Image, box: Tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
-    """A square crop around ``box``, 1.0-1.3 times its longer side, scaled to 64 px: float32 [64, 64, 3]."""
+def _window(photo: Image.Image, box: Tuple[int, int, int, int], rng: np.random.Generator) -> Tuple[float, float, float]:
+    """(x0, y0, side) in pixels: a square 1.0-1.3 times the box's longer side, placed at random around it."""
     left, top, right, bottom = box
     width, height = photo.size
     side = min(max(right - left, bottom - top) * rng.uniform(1.0, 1.3), width, height)
@@ -77,29 +95,61 @@ def random_crop(photo: Image.Image, box: Tuple[int, int, int, int], rng: np.rand
     centre_y = (top + bottom) / 2 + rng.uniform(-1, 1) * max(0.0, side - (bottom - top)) / 2
     x0 = float(np.clip(centre_x - side / 2, 0, width - side))
     y0 = float(np.clip(centre_y - side / 2, 0, height - side))
+    return x0, y0, side
+
+
+def random_crop(photo: Image.Image, box: Tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+    """A square crop around ``box``, 1.0-1.3 times its longer side, scaled to 64 px: float32 [64, 64, 3]."""
+    x0, y0, side = _window(photo, box, rng)
     crop = photo.resize((SIZE, SIZE), Image.Resampling.BILINEAR, box=(x0, y0, x0 + side, y0 + side))
     return np.asarray(crop, dtype=np.float32) / 255.0
 
 
 def jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random flip, and brightness, contrast and saturation each changed by up to 20%."""
-    if rng.random() < 0.5:
+    return _jitter(image, rng)[0]
+
+
+def _jitter(image: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, bool]:
+    mirrored = bool(rng.random() < 0.5)
+    if mirrored:
         image = image[:, ::-1]
     image = image * rng.uniform(0.8, 1.2)
     image = (image - image.mean()) * rng.uniform(0.8, 1.2) + image.mean()
     grey = image.mean(axis=2, keepdims=True)
     image = grey + (image - grey) * rng.uniform(0.8, 1.2)
-    return np.clip(image, 0.0, 1.0)
+    return np.clip(image, 0.0, 1.0), mirrored
 
 
-def _crops(photos: Dict[str, Image.Image], animal: str, count: int, rng: np.random.Generator) -> np.ndarray:
-    boxes = [(name, box) for name, animals in ANIMALS.items() for box in animals.get(animal, [])]
-    picks = rng.integers(len(boxes), size=count)
-    return np.stack([jitter(random_crop(photos[boxes[i][0]], boxes[i][1], rng), rng) for i in picks])
+def _crops(photos: Dict[str, Image.Image], names: Sequence[str], animal: str, count: int,
+           rng: np.random.Generator) -> Tuple[np.ndarray, List[Tuple[str, float, float, float, bool]]]:
+    boxes = [(name, box) for name in names for box in ANIMALS[name].get(animal, [])]
+    if not boxes:
+        raise ValueError(f"none of the photos {', '.join(names)} has a {animal} in it")
+    images, windows = [], []
+    for i in rng.integers(len(boxes), size=count):
+        name, box = boxes[i]
+        photo = photos[name]
+        x0, y0, side = _window(photo, box, rng)
+        crop = photo.resize((SIZE, SIZE), Image.Resampling.BILINEAR, box=(x0, y0, x0 + side, y0 + side))
+        image, mirrored = _jitter(np.asarray(crop, dtype=np.float32) / 255.0, rng)
+        images.append(image)
+        width, height = photo.size
+        windows.append((name, x0 / width, y0 / height, side / width, mirrored))
+    return np.stack(images), windows
+
+
+def _as_batch(cats: np.ndarray, dogs: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
+    images = torch.from_numpy(np.concatenate([cats, dogs]).transpose(0, 3, 1, 2).copy())
+    return images, torch.tensor([CAT] * len(cats) + [DOG] * len(dogs))
 
 
 def make_data(seed: int = 0, n_train: int = 300, n_test: int = 50, noise: float = 0.2) -> ShortcutData:
-    """``n_train`` and ``n_test`` crops per class, no stamp yet; ``noise``: the share of wrong training labels."""
+    """``n_train`` and ``n_test`` crops per class, no stamp yet; ``noise``: the share of wrong training labels.
+
+    Training crops come from ``TRAIN_PHOTOS``, test crops from ``TEST_PHOTOS`` (never trained
+    on), and ``n_test`` more per class of the training photos as ``seen_images``.
+    """
     for name, count in (("n_train", n_train), ("n_test", n_test)):
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
             raise ValueError(f"{name} is the number of crops per class: a whole number of at least 1, got {count!r}")
@@ -108,14 +158,14 @@ def make_data(seed: int = 0, n_train: int = 300, n_test: int = 50, noise: float 
                          f"got {noise!r}")
     rng = np.random.default_rng(seed)
     photos = _photos()
-    images, labels = [], []
-    for count in (n_train, n_test):
-        cats, dogs = _crops(photos, "cat", count, rng), _crops(photos, "dog", count, rng)
-        images.append(torch.from_numpy(np.concatenate([cats, dogs]).transpose(0, 3, 1, 2).copy()))
-        labels.append(torch.tensor([CAT] * count + [DOG] * count))
-    flipped = torch.from_numpy(rng.random(len(labels[0])) < noise)
-    train_labels = torch.where(flipped, 1 - labels[0], labels[0])
-    return ShortcutData(images[0], train_labels, flipped, images[1], labels[1])
+    train_images, train_labels = _as_batch(*(_crops(photos, TRAIN_PHOTOS, a, n_train, rng)[0] for a in ("cat", "dog")))
+    (cats, cat_windows), (dogs, dog_windows) = (_crops(photos, TEST_PHOTOS, a, n_test, rng) for a in ("cat", "dog"))
+    test_images, test_labels = _as_batch(cats, dogs)
+    seen_images, seen_labels = _as_batch(*(_crops(photos, TRAIN_PHOTOS, a, n_test, rng)[0] for a in ("cat", "dog")))
+    flipped = torch.from_numpy(rng.random(len(train_labels)) < noise)
+    windows = np.array([w[1:] for w in cat_windows + dog_windows], dtype=np.float32)
+    return ShortcutData(train_images, torch.where(flipped, 1 - train_labels, train_labels), flipped,
+                        test_images, test_labels, seen_images, seen_labels, windows)
 
 
 def stamp(images: torch.Tensor, where: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -185,7 +235,8 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """The share of ``images`` the model labels right."""
     with torch.no_grad():
-        return float((model.eval()(images).argmax(dim=1) == labels).float().mean())
+        right = int((model.eval()(images).argmax(dim=1) == labels).sum())
+    return right / len(labels)           # a count over a count: prints as 0.53, not 0.5299999713897705
 
 
 def dog_maps(model: nn.Module, images: torch.Tensor) -> np.ndarray:
@@ -226,9 +277,13 @@ class ShortcutResult:
 def run_experiment(seed: int = 0, progress: bool = True, epochs: int = 8) -> ShortcutResult:
     """The whole experiment for one seed: data, both models, accuracies, GradCAM maps and scores.
 
-    ``scores`` holds the accuracies with the stamp on the dogs (as in training) and moved to
-    the cats, for both models; the median over test images of the mean "dog" GradCAM inside
-    the stamp's box; and the share of maps whose peak is within 10 px of that box.
+    ``scores`` holds, on crops of the photo training never saw: the accuracies with the stamp
+    on the dogs (as in training) and moved to the cats, for both models, and without any stamp;
+    the fix's accuracy on fresh crops of its training photos (what a test on them measures); the
+    median over stamped test images of the mean "dog" GradCAM inside the stamp's box, and the
+    share of maps whose peak is within 10 px of that box; and where the fix's "dog" maps of
+    the unstamped dog images lie: the median share on the dog and on the grass, each with its
+    median area (the chance level).
     """
     data = make_data(seed)
     dogs_train, dogs_test = data.train_labels == DOG, data.test_labels == DOG
@@ -244,6 +299,8 @@ def run_experiment(seed: int = 0, progress: bool = True, epochs: int = 8) -> Sho
         "shortcut: stamp on cats": accuracy(shortcut_model, on_cats, data.test_labels),
         "fix: stamp on dogs": accuracy(fixed_model, on_dogs, data.test_labels),
         "fix: stamp on cats": accuracy(fixed_model, on_cats, data.test_labels),
+        "fix: no stamp, new photo": accuracy(fixed_model, data.test_images, data.test_labels),
+        "fix: no stamp, training photos": accuracy(fixed_model, data.seen_images, data.seen_labels),
         "shortcut: GradCAM in stamp (median)": float(np.median(in_stamp(shortcut_maps))),
         "fix: GradCAM in stamp (median)": float(np.median(in_stamp(fixed_maps))),
         "shortcut: peaks within 10 px of stamp": float(np.mean(peak_distance(shortcut_maps) <= 10)),
@@ -252,9 +309,79 @@ def run_experiment(seed: int = 0, progress: bool = True, epochs: int = 8) -> Sho
     return ShortcutResult(shortcut_model, fixed_model, everywhere, data.test_labels, shortcut_maps, fixed_maps, scores)
 
 
+# --- the negative case: a frozen pretrained backbone with a new linear head ----------------------
+
+class _FromCrops(nn.Module):
+    """64 px crops in [0, 1] -> what an ImageNet model eats: 224 px, normalised with ImageNet's mean and std."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
+        mean = torch.as_tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
+        std = torch.as_tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
+        return (x - mean) / std
+
+
+def frozen_backbone(backbone: nn.Module) -> Tuple[nn.Sequential, nn.Module, str]:
+    """A frozen copy of an ImageNet model that takes 64 px crops, and where its head goes.
+
+    Returns ``(model, pooled_layer, head_name)``: ``model[1]`` is the copy; its classifier
+    (``head_name``, such as ``"fc"``) is to be replaced by a new linear layer; ``pooled_layer``
+    is the layer it averages (GradCAM there is CAM). The caller's ``backbone`` is not changed.
+    """
+    inner = copy.deepcopy(backbone).eval().requires_grad_(False)
+    pooled, classifier = pooled_layer_and_classifier(inner)
+    head_name = next(name for name, module in inner.named_modules() if module is classifier)
+    return nn.Sequential(_FromCrops(), inner), pooled, head_name
+
+
+def frozen_backbone_experiment(backbone: nn.Module, seed: int = 0, n_train: int = 150, n_test: int = 50,
+                               epochs: int = 30) -> Dict[str, float]:
+    """The negative case: the backbone frozen, a new linear head trained on the stamped crops.
+
+    Only the head learns (from the pooled features, computed once). Tested on fresh crops of
+    the training photos, since the question is only whether it uses the stamp. Returns the
+    accuracies with the stamp on the dogs and moved to the cats, and, for GradCAM of "dog" at
+    the pooled layer on stamped images, the median mean value inside the stamp and the share
+    of maps peaking within 10 px of it. The backbone is left as it was.
+    """
+    data = make_data(seed, n_train=n_train, n_test=n_test)
+    model, pooled, head_name = frozen_backbone(backbone)
+    inner = model[1]
+    classifier = inner.get_submodule(head_name)
+    inner.set_submodule(head_name, nn.Identity())
+    stamped = stamp(data.train_images, data.train_labels == DOG)
+    with torch.no_grad():
+        features = torch.cat([model(stamped[i:i + 25]) for i in range(0, len(stamped), 25)])
+    head = nn.Linear(classifier.in_features, len(CLASSES))
+    torch.manual_seed(seed)
+    head.reset_parameters()
+    optimiser = torch.optim.Adam(head.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(features), generator=generator)
+        for start in range(0, len(features), 32):
+            batch = order[start:start + 32]
+            optimiser.zero_grad()
+            nn.functional.cross_entropy(head(features[batch]), data.train_labels[batch]).backward()
+            optimiser.step()
+    inner.set_submodule(head_name, head.requires_grad_(False))
+    dogs = data.seen_labels == DOG
+    on_dogs, on_cats = stamp(data.seen_images, dogs), stamp(data.seen_images, ~dogs)
+    everywhere = stamp(data.seen_images)
+    maps = np.concatenate([compute_cams(model, [pooled], [DOG] * len(everywhere[i:i + 25]), everywhere[i:i + 25])[0]
+                           for i in range(0, len(everywhere), 25)])
+    return {
+        "frozen: stamp on dogs": accuracy(model, on_dogs, data.seen_labels),
+        "frozen: stamp on cats": accuracy(model, on_cats, data.seen_labels),
+        "frozen: GradCAM in stamp (median)": float(np.median(in_stamp(maps))),
+        "frozen: peaks within 10 px of stamp": float(np.mean(peak_distance(maps) <= 10)),
+    }
+
+
 def show_side_by_side(images: torch.Tensor, labels: torch.Tensor, shortcut_maps: np.ndarray,
                       fixed_maps: np.ndarray, count: int = 6):
-    """The same images (half cats, half dogs): the shortcut model's "dog" GradCAM above, the fix's below.
+    """The same images (half cats, half dogs): the shortcut model's "dog" GradCAM above, below the model's
+    trained without the stamp.
 
     A white square marks the stamp's box. Returns the matplotlib figure.
     """
@@ -267,7 +394,7 @@ def show_side_by_side(images: torch.Tensor, labels: torch.Tensor, shortcut_maps:
     left, top, right, bottom = STAMP_BOX
     for column, index in enumerate(chosen):
         rgb = images[index].permute(1, 2, 0).numpy()
-        for row, (maps, title) in enumerate([(shortcut_maps, "shortcut model"), (fixed_maps, "the fix")]):
+        for row, (maps, title) in enumerate([(shortcut_maps, "shortcut model"), (fixed_maps, "without the stamp")]):
             ax = axes[row, column]
             ax.imshow(overlay(rgb, maps[index], alpha=0.5))
             ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,

@@ -119,8 +119,11 @@ def expect_error(line: str, cell: str) -> None:
         exec(code, scope, namespace)                   # noqa: S102 - the learner's own cell
     except Exception as error:
         if expected and not isinstance(error, expected):
-            error.add_note(f"%%expect_error: this cell was meant to fail with {_names(expected)}, "
-                           f"not {type(error).__name__}.")
+            note = f"%%expect_error: this cell was meant to fail with {_names(expected)}, not {type(error).__name__}."
+            if hasattr(error, "add_note"):
+                error.add_note(note)
+            else:                                      # Python before 3.11 has no notes
+                print(note, file=sys.stderr)
             raise
         print(_traceback(shell, error), file=sys.stderr)
         print(EXPECTED_NOTE, file=sys.stderr)

@@ -1,6 +1,7 @@
 """Can an explanation be trusted? Other saliency methods, and two tests of any of them.
 
 - ``saliency``: the vanilla gradient map (Simonyan et al., 2013), by hand;
+- ``score_along_path``: a class's logit from a baseline to the image (where Integrated Gradients integrates);
 - ``guided_backprop``: guided backpropagation (Springenberg et al., 2015), for ReLU and ReLU6;
 - ``edge_map``: a Sobel edge detector, which looks at the image and ignores the model;
 - ``randomised_models``: the model with its layers re-initialised from the top down, after
@@ -43,6 +44,29 @@ def saliency(model: nn.Module, class_id: int, input_tensor: torch.Tensor) -> np.
         score = class_scores(model(x))[0, int(class_id)]
         gradient, = torch.autograd.grad(score, x)
     return _unit(gradient[0].abs().amax(dim=0))
+
+
+def score_along_path(model: nn.Module, class_id: int, input_tensor: torch.Tensor,
+                     baseline: Optional[torch.Tensor] = None, steps: int = 10) -> Tuple[np.ndarray, np.ndarray]:
+    """The class's score (logit) on the straight path from ``baseline`` to the image: Integrated Gradients' path.
+
+    Returns ``(fractions, logits)``: ``steps + 1`` fractions from 0 (the baseline, black by
+    default: zeros of the normalised tensor, as Captum's default) to 1 (the image), and the
+    logit at each. *Saturation* shows as a flat stretch: there the score stops changing, so
+    the gradient is small, whatever the pixels' part in getting there. One batched pass.
+
+    >>> fractions, logits = score_along_path(model, 243, input_tensor)     # doctest: +SKIP
+    """
+    class_id = check_class_id(class_id)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a whole number of at least 1 (10 is usual), got {steps!r}")
+    x = model_input(model, input_tensor)
+    start = torch.zeros_like(x) if baseline is None else model_input(model, baseline)
+    fractions = torch.linspace(0, 1, steps + 1, device=x.device, dtype=x.dtype)
+    with eval_mode(model), torch.no_grad():
+        path = torch.cat([start + f * (x - start) for f in fractions])
+        logits = torch.cat([model(path[i:i + BATCH]) for i in range(0, len(path), BATCH)])
+    return fractions.cpu().numpy().astype(np.float32), logits[:, class_id].float().cpu().numpy()
 
 
 class _GuidedClamp(torch.autograd.Function):

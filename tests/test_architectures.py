@@ -480,6 +480,18 @@ def test_a_cnn_for_32_px_gets_its_dry_run_and_its_images_at_32_px():
     assert agreement(model, model[4], x) < AGREE
 
 
+@pytest.mark.parametrize("kind", ["cnn", "vit"])
+def test_an_image_of_the_wrong_size_for_a_one_size_model_names_both_sizes(kind):
+    # A linear layer's "mat1 and mat2 shapes cannot be multiplied", timm's "Input height (224) doesn't
+    # match model (64)" (an AssertionError) become one message that says how to make the right image.
+    model = fixed_size_cnn(32) if kind == "cnn" else tiny_timm("vit_tiny_patch16_224", img_size=64, depth=2)
+    size = 32 if kind == "cnn" else 64
+    with left_as_it_was(model), pytest.raises(ValueError, match=rf"takes {size}x{size} images only, but input_tensor "
+                                                                 rf"is 48x48: make it with load_image\(\.\.\., "
+                                                                 rf"model=model\)"):
+        gradcam(model, default_target_layers(model), 1, noise(1, 3, 48, 48))
+
+
 def test_image_size_says_the_size_when_no_standard_size_fits():
     model = fixed_size_cnn(40)
     with pytest.raises(ValueError, match=r"failed at every size tried \(.*\).*image_size="):

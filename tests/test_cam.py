@@ -150,3 +150,59 @@ def test_cat_classes_light_up_the_cat_at_the_bottom(stand_in, both, class_id):
     row, _ = _peak(heatmap)
     assert row > 0.6 * 224
     assert heatmap[150:].mean() > 5 * heatmap[:112].mean()
+
+
+@pytest.mark.parametrize("which", ["random_resnet", "stand_in"])
+def test_at_the_pooled_layer_gradcams_weights_are_the_classifier_weights_over_positions(request, both, which):
+    """Issue 17: where the model averages a layer and reads it with one linear layer, alpha_k = w[c, k] / Z.
+
+    So GradCAM there is CAM. ResNet-50's layer4 is that layer; the stand-in's is bn2, after its
+    last block (its default target, blocks[6], has a 1x1 convolution and a ReLU6 after it, so
+    there the weights are not the classifier's).
+    """
+    from helpers.cam import class_gradients, forward_with_activations
+    from helpers.models import pooled_layer_and_classifier
+
+    model = request.getfixturevalue(which)
+    layer, classifier = pooled_layer_and_classifier(model)
+    for class_id in (245, 281):
+        logits, (activations,) = forward_with_activations(model, [layer], both[0])
+        gradients, = class_gradients(logits, [activations], [class_id])
+        alpha = gradients.mean(dim=(2, 3))[0]
+        positions = activations.shape[2] * activations.shape[3]
+        assert positions == 49 and alpha.shape == classifier.weight[class_id].shape
+        expected = classifier.weight[class_id].detach() / positions
+        assert torch.allclose(alpha, expected, rtol=1e-4, atol=1e-7), float((alpha - expected).abs().max())
+        # the GradCAM map there is CAM: the classifier's weighted sum of the feature maps, positive part
+        cam = torch.relu(torch.einsum("k,khw->hw", classifier.weight[class_id].detach(), activations[0].detach()))
+        ours = gradcam(model, [layer], class_id, both[0], stretch=False)
+        small = torch.nn.functional.interpolate((cam / positions)[None, None], size=(224, 224), mode="bilinear",
+                                                align_corners=False)[0, 0].numpy()
+        assert np.abs(ours - small).max() <= 1e-5 * max(1.0, float(small.max()))
+    if which == "stand_in":                     # the default target layer is not the pooled one
+        logits, (activations,) = forward_with_activations(model, default_target_layers(model), both[0])
+        gradients, = class_gradients(logits, [activations], [281])
+        assert gradients.mean(dim=(2, 3))[0].shape != classifier.weight[281].shape
+
+
+@pytest.mark.parametrize("which", ["random_resnet", "stand_in"])
+def test_stretch_false_keeps_the_maps_own_units(request, both, which):
+    """Issue 17: the map before it is stretched, whose largest value is how strong the evidence is."""
+    from helpers.cam import class_gradients, forward_with_activations
+
+    model = request.getfixturevalue(which)
+    layers = default_target_layers(model)
+    for class_id in (245, 537):
+        raw = gradcam(model, layers, class_id, both[0], stretch=False)
+        stretched = gradcam(model, layers, class_id, both[0])
+        logits, (activations,) = forward_with_activations(model, layers, both[0])
+        gradients, = class_gradients(logits, [activations], [class_id])
+        grid = torch.relu((gradients.mean(dim=(2, 3), keepdim=True) * activations).sum(dim=1))[0].detach()
+        assert raw.shape == stretched.shape == (224, 224) and raw.min() >= 0
+        if float(grid.max()) == 0:
+            assert raw.max() == 0 and stretched.max() == 0
+            continue
+        # the largest value is the grid's own, less a few percent that the bilinear resize smooths away
+        assert 0.9 * float(grid.max()) <= raw.max() <= float(grid.max()) * (1 + 1e-5)
+        assert stretched.max() == pytest.approx(1.0, abs=1e-3)
+        assert np.abs(stretched - (raw - raw.min()) / (raw.max() - raw.min())).max() <= 0.05

@@ -1,4 +1,6 @@
-"""Episode 9's shortcut experiment: a small CNN learns a stamp, GradCAM finds it, and the fix does not.
+"""Episode 9's shortcut experiment (issue 17): a small CNN learns a stamp and GradCAM finds it, on a photo
+training never saw; the model trained without the stamp barely reacts to it, yet its GradCAM often lands on
+the stamp too; a frozen pretrained backbone with a new head learns the stamp while GradCAM misses it.
 
 Two fixed seeds, each the whole experiment as the episode runs it (both models and the maps).
 """
@@ -9,38 +11,88 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.shortcut import (DOG, SIZE, STAMP_BOX, make_data, peak_distance, in_stamp, run_experiment,
-                              small_cnn, stamp)
+from helpers.claims import share_on
+from helpers.shortcut import (DOG, SIZE, STAMP_BOX, TEST_PHOTOS, TRAIN_PHOTOS, dog_maps, frozen_backbone_experiment,
+                              in_stamp, make_data, peak_distance, run_experiment, small_cnn, stamp)
 
 SEEDS = (0, 1)
 
 
 @pytest.fixture(scope="module", params=SEEDS)
 def result(request):
-    return run_experiment(seed=request.param, progress=False)
+    outcome = run_experiment(seed=request.param, progress=False)
+    outcome.seed = request.param                 # for tests that remake the same data
+    return outcome
 
 
-def test_the_shortcut_model_follows_the_stamp(result):
+def test_the_shortcut_model_follows_the_stamp_on_a_photo_it_never_saw(result):
     scores = result.scores
     assert scores["shortcut: stamp on dogs"] >= 0.9
     assert scores["shortcut: stamp on cats"] <= 0.2
 
 
-def test_the_fixed_model_follows_the_animal(result):
-    assert result.scores["fix: stamp on cats"] >= 0.6
+def test_without_the_stamp_the_model_knows_its_photos_and_the_stamp_matters_far_less(result):
+    """How well it does on the new photo depends on the seed (0.50 with seed 0, 0.94 with seed 1): the
+    episode prints it and says so. What holds: it knows its training photos, and moving the stamp
+    changes its answers far less than the shortcut model's."""
+    scores = result.scores
+    assert scores["fix: no stamp, training photos"] >= 0.85
+    shortcut_swing = scores["shortcut: stamp on dogs"] - scores["shortcut: stamp on cats"]
+    assert abs(scores["fix: stamp on dogs"] - scores["fix: stamp on cats"]) <= 0.3 < shortcut_swing - 0.5
 
 
-def test_gradcam_finds_the_stamp_in_the_shortcut_model_only(result):
-    assert result.shortcut_maps.shape == (100, SIZE, SIZE)
-    assert result.scores["shortcut: GradCAM in stamp (median)"] == pytest.approx(float(np.median(in_stamp(result.shortcut_maps))))
-    assert result.scores["shortcut: GradCAM in stamp (median)"] >= 0.6
-    assert result.scores["shortcut: peaks within 10 px of stamp"] >= 0.8
-    assert result.scores["fix: GradCAM in stamp (median)"] <= 0.5
+def test_gradcam_peaks_on_the_stamp_whether_or_not_the_model_uses_it(result):
+    scores = result.scores
+    assert result.shortcut_maps.shape == result.fixed_maps.shape == (100, SIZE, SIZE)
+    median = float(np.median(in_stamp(result.shortcut_maps)))
+    assert scores["shortcut: GradCAM in stamp (median)"] == pytest.approx(median)
+    assert scores["shortcut: GradCAM in stamp (median)"] >= 0.6
+    assert scores["shortcut: peaks within 10 px of stamp"] >= 0.8
+    # the model that never saw a stamp: its "dog" map on a new photo often lands on the stamp too,
+    # far more often than a peak placed at random would (a 10 px disc covers about 8% of 64x64);
+    # how often varies with the seed and the machine's threads (seed 1: 0.38 to 0.60 seen)
+    assert scores["fix: peaks within 10 px of stamp"] >= (0.4 if result.seed == 0 else 0.2)
+
+
+def test_where_the_model_without_the_stamp_looks(result):
+    """Its "dog" maps of the unstamped dog crops lie on the grass, well above a uniform map's share."""
+    data = make_data(seed=result.seed)
+    dogs = (data.test_labels == DOG).numpy()
+    assert torch.equal(stamp(data.test_images), result.test_images)          # the same test crops
+    maps = dog_maps(result.fixed_model, data.test_images[dogs])
+    on_grass, grass_area = share_on(maps, data.test_windows[dogs], "grass")
+    assert np.median(on_grass) >= 2 * np.median(grass_area)
+
+
+def test_a_frozen_backbone_learns_the_stamp_and_gradcam_misses_it(stand_in):
+    before = {k: v.clone() for k, v in stand_in.state_dict().items()}
+    scores = frozen_backbone_experiment(stand_in, seed=0)
+    assert scores["frozen: stamp on dogs"] - scores["frozen: stamp on cats"] >= 0.3      # it uses the stamp
+    assert scores["frozen: peaks within 10 px of stamp"] <= 0.5                             # GradCAM misses it
+    assert scores["frozen: GradCAM in stamp (median)"] <= 0.5
+    assert all(torch.equal(before[k], v) for k, v in stand_in.state_dict().items())         # the backbone is untouched
+
+
+def test_share_on_maps_the_photos_regions_into_each_crop():
+    data = make_data(seed=3, n_train=4, n_test=6)
+    count = len(data.test_images)
+    assert data.test_windows.shape == (count, 4)
+    uniform = np.ones((count, SIZE, SIZE), np.float32)
+    shares, areas = share_on(uniform, data.test_windows, "dog")
+    assert np.allclose(shares, areas) and ((0 < areas) & (areas <= 1)).all()
+    # the largest square crop at the photo's left (dog_cat.jfif is 284 x 177): the dog's box is x 0..0.56
+    left_square = np.array([[0.0, 0.0, 177 / 284, 0.0]], np.float32)
+    mirrored = np.array([[0.0, 0.0, 177 / 284, 1.0]], np.float32)
+    edge = np.zeros((1, SIZE, SIZE), np.float32)
+    edge[0, :, :4] = 1.0                       # the crop's 4 leftmost columns
+    assert share_on(edge, left_square, "dog")[0][0] == pytest.approx(61 / 64)   # all but the top 5% (3 rows)
+    assert share_on(edge, mirrored, "dog")[0][0] == 0.0          # mirrored, they show x 0.58..0.62: the kitten
 
 
 def test_the_data_labels_noise_and_stamp():
     data = make_data(seed=3, n_train=40, n_test=10)
     assert data.train_images.shape == (80, 3, SIZE, SIZE) and data.test_images.shape == (20, 3, SIZE, SIZE)
+    assert data.seen_images.shape == (20, 3, SIZE, SIZE) and set(TRAIN_PHOTOS).isdisjoint(TEST_PHOTOS)
     assert 0.0 <= float(data.train_images.min()) and float(data.train_images.max()) <= 1.0
     truth = torch.tensor([0] * 40 + [1] * 40)
     assert torch.equal(data.train_labels != truth, data.train_flipped)

@@ -55,6 +55,19 @@ def test_an_error_of_another_type_is_raised_as_it_is_with_a_note(shell, capsys):
     capsys.readouterr()
 
 
+def test_before_python_3_11_an_error_of_another_type_is_raised_as_it_is(shell, capsys):
+    # Python 3.9 and 3.10 (which the lesson supports) have no add_note: the cell's own error must
+    # come out, not an AttributeError raised while handling it.
+    assert shell.run_cell("class NoNotes(ZeroDivisionError):\n"
+                          "    def __getattribute__(self, name):\n"
+                          "        if name == 'add_note':\n"
+                          "            raise AttributeError(name)\n"
+                          "        return super().__getattribute__(name)").success
+    result = shell.run_cell("%%expect_error ValueError\nraise NoNotes('as on Python 3.10')")
+    assert type(result.error_in_exec).__name__ == "NoNotes" and result.error_in_exec.__context__ is None
+    assert "meant to fail with ValueError, not NoNotes" in capsys.readouterr().err
+
+
 def test_subclasses_and_dotted_names_count(shell, capsys):
     assert shell.run_cell("%%expect_error LookupError\n[][1]").success               # IndexError is one
     assert shell.run_cell("import json").success

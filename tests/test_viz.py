@@ -123,3 +123,23 @@ def test_every_helper_that_takes_a_colour_map_defaults_to_inferno():
                         defaults[f"{module.__name__}.{name}"] = parameter.default
     assert "helpers.viz.overlay" in defaults and "helpers.viz.viz_gradcam" in defaults
     assert {name: d for name, d in defaults.items() if d != DEFAULT_CMAP} == {}
+
+
+def test_show_cam_on_image_swaps_only_the_heatmaps_colours_without_use_rgb():
+    """Issue 17: the precise BGR wording. pytorch-grad-cam colours the heatmap in BGR by default; the photo
+    stays as passed. So an RGB photo looks right while the heatmap's red and blue are swapped."""
+    import cv2
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    rng = np.random.default_rng(0)
+    photo = rng.random((32, 48, 3)).astype(np.float32)
+    mask = rng.random((32, 48)).astype(np.float32)
+    heat_bgr = cv2.applyColorMap(np.uint8(255 * mask), cv2.COLORMAP_JET).astype(np.float32) / 255
+    default = show_cam_on_image(photo, mask).astype(float)
+    expected = 0.5 * heat_bgr + 0.5 * photo                     # BGR heatmap, RGB photo
+    assert np.abs(default - np.uint8(255 * expected / expected.max())).max() <= 1
+    rgb = show_cam_on_image(photo, mask, use_rgb=True).astype(float)
+    expected_rgb = 0.5 * heat_bgr[..., ::-1] + 0.5 * photo
+    assert np.abs(rgb - np.uint8(255 * expected_rgb / expected_rgb.max())).max() <= 1
+    # the whole picture reversed is NOT what the default gives: the photo's channels were not swapped
+    assert np.abs(default - rgb[..., ::-1]).max() > 20

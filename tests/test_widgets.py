@@ -343,3 +343,25 @@ def test_the_search_box_empties_so_the_same_entry_fires_again(resnet_explorer):
     explorer.search.value = "²"                              # str.isdigit() is True, int() fails
     assert "⚠" in explorer.message.value and "ValueError" not in explorer.message.value
     assert class_choice(widget).value == 340
+
+
+def test_a_training_step_after_explore_gives_maps_of_the_new_weights_not_an_error():
+    # The kept graph holds the old weights: an optimizer's step (or load_state_dict) changes them in
+    # place, and the next class's gradient through that graph failed ("modified by an inplace
+    # operation") for every class until another image or layer was chosen.
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    model, x = resnet18(weights=None, num_classes=10).eval(), torch.randn(1, 3, 64, 64)
+    explorer = explore(model, [model.layer4], x, np.zeros((64, 64, 3), np.float32)).explorer
+    first, other = explorer.state.class_id, explorer.state.class_ids[1]
+    before = explorer.maps.heatmap_for(first)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    optimizer.step()
+    explorer.class_choice.value = other
+    assert explorer.message.value == "" and explorer.state.class_id == other
+    assert np.abs(explorer.maps.heatmap_for(other) - gradcam(model, [model.layer4], other, x)).max() < 1e-5
+    explorer.class_choice.value = first                     # a map made before the step is not shown again
+    assert np.abs(explorer.maps.heatmap_for(first) - gradcam(model, [model.layer4], first, x)).max() < 1e-5
+    assert np.abs(explorer.maps.heatmap_for(first) - before).max() > 1e-3

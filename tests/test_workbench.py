@@ -27,7 +27,7 @@ LESSON_FOLDERS = ("episodes", "learners", "instructors", "profiles")
 
 def copy_lesson(destination: Path) -> Path:
     """What the Workbench and `lesson.py workbench` read: the top-level files, the lesson's folders
-    and tools/workbench.R (no .git, .venv, notebooks or earlier builds)."""
+    and tools/workbench.R (no .venv, notebooks or earlier builds), in a new git repository."""
     destination.mkdir(parents=True)
     for path in ROOT.iterdir():
         if path.is_file():
@@ -36,6 +36,11 @@ def copy_lesson(destination: Path) -> Path:
         shutil.copytree(ROOT / folder, destination / folder)
     (destination / "tools").mkdir()
     shutil.copy2(lesson.WORKBENCH_R, destination / "tools" / lesson.WORKBENCH_R.name)
+    # sandpaper reads the lesson's git history (page dates, edit links): a lesson is a repository
+    git = ["git", "-C", str(destination), "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "lesson copy"], check=True)
     return destination
 
 

@@ -9,12 +9,14 @@ import functools
 import http.server
 import os
 import socket
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))          # the tests use tools/runall.py (and read the other tools)
 os.environ.setdefault("LESSON_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 if not os.environ.get("LESSON_DATA_MIRROR") and (ROOT.parent / "shared" / "lesson-data").is_dir():

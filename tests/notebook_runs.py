@@ -19,15 +19,13 @@ import hashlib
 import json
 import os
 import pickle
-import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-from runall import Run, run_all  # noqa: E402
+from runall import Run, run_all  # noqa: E402  (tools/, on sys.path through tests/conftest.py)
 
 #: The learners' notebooks and the live-coding handouts, whatever they are called today.
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from runall import PatientClient                     # tools/: nbclient, waiting for replies a second at a time
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,8 +78,8 @@ def test_the_installed_helpers_run_an_episode_outside_the_checkout(installed, tm
     monkeypatch.setenv("LESSON_OFFLINE", "1")
     monkeypatch.delenv("MPLBACKEND", raising=False)        # the kernel's inline backend: figures as PNG outputs
     monkeypatch.chdir(workdir)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(workdir)}})
+    client = PatientClient(notebook, timeout=600, kernel_name="python3",
+                           resources={"metadata": {"path": str(workdir)}})
     client.execute()
 
     last = notebook.cells[-1].outputs

@@ -24,8 +24,10 @@ import argparse
 import collections
 import contextlib
 import os
+import queue
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
@@ -105,7 +107,39 @@ def run_all_report(run: Run) -> str:
     return f"Run All stops early in {run.path.name}: {cause}:\n{describe(run, run.aborted)}"
 
 
-class _RunAllClient(NotebookClient):
+def _poll_in_steps(channel, step: float = 1.0) -> None:
+    """Make ``channel.get_msg(timeout)`` wait in polls of ``step`` seconds, up to the same timeout.
+
+    With pyzmq's asyncio sockets, one long poll can sleep through the reply it waits for (seen with
+    nbclient on the explorer's notebook: the kernel had moved on to the next cell while nbclient
+    still waited for the reply, until its 900 s timeout); a fresh poll finds the message."""
+    get = channel.get_msg
+
+    async def get_msg(timeout: Optional[float] = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = step if deadline is None else max(0.0, min(step, deadline - time.monotonic()))
+            try:
+                return await ensure_async(get(timeout=wait))
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg
+
+
+class PatientClient(NotebookClient):
+    """nbclient's executor, reading the kernel's replies and outputs a second at a time (see
+    ``_poll_in_steps``). Use it with ``local_kernels()`` instead of ``NotebookClient``."""
+
+    async def async_start_new_kernel_client(self):
+        client = await super().async_start_new_kernel_client()
+        for channel in (client.shell_channel, client.iopub_channel):
+            _poll_in_steps(channel)
+        return client
+
+
+class _RunAllClient(PatientClient):
     """nbclient's executor, with every request of a pass sent before the first reply is read."""
 
     passes = 8
@@ -160,7 +194,7 @@ def local_kernels() -> Iterator[type]:
     so that nbclient notices a kernel that died instead of waiting for its output forever.
 
     >>> with local_kernels() as manager:                                # doctest: +SKIP
-    ...     NotebookClient(notebook, kernel_manager_class=manager).execute()
+    ...     PatientClient(notebook, kernel_manager_class=manager).execute()
     """
     with tempfile.TemporaryDirectory(prefix="lesson-kernel-") as folder:
         class LocalKernelManager(AsyncKernelManager):

@@ -29,7 +29,6 @@ from typing import Dict, List, Optional
 
 import jinja2
 import nbformat
-from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 from nbconvert.filters.markdown import markdown2html
 
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 import notebooks as notebook_tool  # noqa: E402
-from runall import local_kernels  # noqa: E402
+from runall import PatientClient, local_kernels  # noqa: E402
 
 VENDOR = ROOT / "tools" / "vendor"
 MATHJAX = "assets/mathjax/tex-chtml.js"
@@ -229,8 +228,8 @@ def execute(notebook: nbformat.NotebookNode, workdir: Path) -> None:
     """Run the notebook in a fresh kernel that talks over a local socket where the system has
     them (no warning about unencrypted TCP), over TCP elsewhere (Windows)."""
     with local_kernels() as manager:
-        NotebookClient(notebook, timeout=900, kernel_name="python3", kernel_manager_class=manager,
-                       resources={"metadata": {"path": str(workdir)}}).execute()
+        PatientClient(notebook, timeout=900, kernel_name="python3", kernel_manager_class=manager,
+                      resources={"metadata": {"path": str(workdir)}}).execute()
 
 
 def build_episode(path: Path, out: Path, model: str) -> Path:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -28,7 +29,7 @@ from torch import nn
 from .architectures import class_scores, is_efficientnet, is_resnet
 from .cam import compute_cams, model_input
 from .labels import check_class_id
-from .modelstate import eval_mode, model_device
+from .modelstate import eval_mode, model_device, model_lock, unwrap
 
 
 # --- pixel-level maps -----------------------------------------------------------------------
@@ -96,31 +97,77 @@ class GuidedActivation(nn.Module):
         return _GuidedClamp.apply(x, self.upper)
 
 
+def _activations(model: nn.Module) -> List[Tuple[nn.Module, float]]:
+    """The model's ReLU and ReLU6 modules, each with its upper bound (ReLU6: 6)."""
+    found = [(module, 6.0 if isinstance(module, nn.ReLU6) else float("inf"))
+             for module in model.modules() if isinstance(module, (nn.ReLU, nn.ReLU6))]
+    if not found:
+        raise ValueError("the model has no nn.ReLU or nn.ReLU6 modules for guided backpropagation to change")
+    return found
+
+
+@contextmanager
+def guided_activations(model: nn.Module) -> Iterator[nn.Module]:
+    """For a while, ``model``'s ReLU and ReLU6 modules backpropagate as guided backpropagation does.
+
+    Each gets a forward hook that passes its output through ``clamp(., 0, upper)`` once more:
+    the same values, but a backward that keeps only positive gradients where the unit was
+    active. Inplace activations work too (whether a unit was active can be read from its
+    output: above 0, and below 6 for a ReLU6). Nothing is copied; the hooks are removed on
+    the way out, on error too, so the model is left as it was. Holds the model's lock meanwhile.
+
+    >>> with guided_activations(model):                              # doctest: +SKIP
+    ...     pixel_map = saliency(model, 245, input_tensor)
+    """
+    with model_lock(model):
+        handles = []
+        try:
+            for module, upper in _activations(model):
+                handles.append(module.register_forward_hook(
+                    lambda _module, _inputs, output, upper=upper: _GuidedClamp.apply(output, upper)))
+            yield model
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
 def guided_model(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose ReLU and ReLU6 modules do guided backpropagation.
+    """A twin of ``model`` whose ReLU and ReLU6 modules do guided backpropagation, in eval mode.
 
     Stock guided-backprop code swaps only ``nn.ReLU``; the stand-in model uses ``nn.ReLU6``.
+    The twin shares the model's weights and buffers (nothing of them is copied) but has modules
+    of its own, so its mode and activations do not touch ``model``. ``guided_backprop`` needs no
+    twin: it changes the backward only for the length of the call.
     """
-    guided = copy.deepcopy(model)
-    replaced = 0
+    unwrapped = unwrap(model)
+    _activations(unwrapped)                           # a clear error before anything is built
+    shared = {id(tensor): tensor for tensor in list(unwrapped.parameters()) + list(unwrapped.buffers())}
+    guided = copy.deepcopy(unwrapped, memo=shared)
     for parent in list(guided.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.ReLU6):
                 setattr(parent, name, GuidedActivation(6.0))
-                replaced += 1
             elif isinstance(child, nn.ReLU):
                 setattr(parent, name, GuidedActivation())
-                replaced += 1
-    if not replaced:
-        raise ValueError("the model has no nn.ReLU or nn.ReLU6 modules for guided backpropagation to change")
     return guided.eval()
 
 
 def guided_backprop(model: nn.Module, class_id: int, input_tensor: torch.Tensor,
                     guided: Optional[nn.Module] = None) -> np.ndarray:
-    """Guided backpropagation's map: float32 ``[H, W]`` in [0, 1]. Pass ``guided`` to reuse a copy."""
-    with torch.inference_mode(False):            # a copy made in inference mode could not be differentiated
-        return saliency(guided if guided is not None else guided_model(model), class_id, input_tensor)
+    """Guided backpropagation's map: float32 ``[H, W]`` in [0, 1].
+
+    One forward and one backward pass of ``model`` itself, with its ReLU and ReLU6 modules
+    guided for the length of the call (``guided_activations``); the model is left as it was.
+    ``guided``: a twin from ``guided_model`` to use instead (the same map).
+
+    >>> pixel_map = guided_backprop(model, 245, input_tensor)          # doctest: +SKIP
+    """
+    with torch.inference_mode(False):            # a graph, even inside torch.inference_mode()
+        if guided is not None:
+            return saliency(guided, class_id, input_tensor)
+        inner = unwrap(model)                    # the module that runs, not a compiled wrapper
+        with guided_activations(inner):
+            return saliency(inner, class_id, input_tensor)
 
 
 def edge_map(rgb_image: np.ndarray) -> np.ndarray:

@@ -170,3 +170,116 @@ def test_randomised_models_leave_the_callers_random_numbers_alone():
     torch.manual_seed(123)
     next(randomised_models(model, 7, 1))
     assert torch.equal(torch.rand(3), expected)
+
+
+# --- guided backpropagation without a copy of the model (issue 23) ----------------------------------
+
+class _OldGuidedClamp(torch.autograd.Function):
+    """Before issue 23: clamp(x, 0, upper), backward only positive gradients where x was active."""
+
+    @staticmethod
+    def forward(ctx, x, upper):
+        ctx.save_for_backward(x)
+        ctx.upper = upper
+        return x.clamp(0, upper)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return grad * ((x > 0) & (x < ctx.upper) & (grad > 0)), None
+
+
+class _OldGuided(torch.nn.Module):
+    def __init__(self, upper):
+        super().__init__()
+        self.upper = upper
+
+    def forward(self, x):
+        return _OldGuidedClamp.apply(x, self.upper)
+
+
+def _old_guided_backprop(model, class_id, x):
+    """Guided backprop as it was before issue 23: a deep copy with its ReLU and ReLU6 modules swapped."""
+    import copy
+
+    guided = copy.deepcopy(model)
+    for parent in list(guided.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (torch.nn.ReLU, torch.nn.ReLU6)):
+                setattr(parent, name, _OldGuided(6.0 if isinstance(child, torch.nn.ReLU6) else float("inf")))
+    return saliency(guided.eval(), class_id, x)
+
+
+def _everything(model):
+    """What a call must leave as it was: weights and buffers, each module's mode, type and hooks."""
+    return ({k: v.clone() for k, v in model.state_dict().items()},
+            [(name, type(m), m.training, dict(m._forward_hooks), dict(m._forward_pre_hooks),
+              dict(m._backward_hooks)) for name, m in model.named_modules()])
+
+
+def _assert_same(before, after):
+    assert before[0].keys() == after[0].keys() and all(torch.equal(before[0][k], after[0][k]) for k in before[0])
+    assert before[1] == after[1]
+
+
+class _TinyRelu(torch.nn.Module):
+    """ReLU inplace and not, ReLU6, one ReLU module called twice, BatchNorm, and 7 classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8)
+        self.act1, self.act2 = torch.nn.ReLU(inplace=True), torch.nn.ReLU6()
+        self.conv2, self.conv3 = torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.act3, self.fc = torch.nn.ReLU(), torch.nn.Linear(8, 7)
+
+    def forward(self, x):
+        x = self.act1(self.bn(self.conv1(x)))
+        x = self.act2(self.conv2(x) * 4)                   # some units above 6
+        x = self.act3(self.conv3(x))
+        x = self.act3(x - 0.1)                             # the same module, a second time
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("which", ["stand-in (ReLU6, inplace)", "ResNet-50 (ReLU, inplace)", "tiny (all kinds)"])
+def test_guided_backprop_gives_the_same_map_as_the_deep_copy_did_and_leaves_the_model_alone(
+        which, stand_in, random_resnet, both):
+    torch.manual_seed(0)
+    model = {"stand-in (ReLU6, inplace)": stand_in, "ResNet-50 (ReLU, inplace)": random_resnet,
+             "tiny (all kinds)": _TinyRelu()}[which]
+    x = both[0] if which != "tiny (all kinds)" else torch.randn(1, 3, 32, 32)
+    handle = model.register_forward_hook(lambda *args: None)              # the caller's own hook stays
+    model.train()                                                          # and its mode
+    try:
+        before = _everything(model)
+        for class_id in (245, 281) if which != "tiny (all kinds)" else (3, 5):
+            new = guided_backprop(model, class_id, x)
+            _assert_same(before, _everything(model))
+            old = _old_guided_backprop(model, class_id, x)
+            assert new.shape == old.shape == tuple(x.shape[-2:]) and new.max() == pytest.approx(1)
+            assert np.abs(new - old).max() <= 1e-6
+            assert np.abs(guided_backprop(model, class_id, x, guided_model(model)) - old).max() <= 1e-6
+            assert spearman(new, saliency(model, class_id, x)) < 0.999                 # guided is not vanilla
+        _assert_same(before, _everything(model))
+        assert model.training and handle.id in model._forward_hooks
+    finally:
+        handle.remove()
+        model.eval()
+
+
+def test_guided_backprop_removes_its_hooks_when_the_model_fails():
+    model = _TinyRelu().eval()
+    before = _everything(model)
+    with pytest.raises(RuntimeError):
+        guided_backprop(model, 3, torch.randn(1, 4, 32, 32))               # 4 channels: the first conv fails
+    _assert_same(before, _everything(model))
+    with pytest.raises(ValueError, match="no nn.ReLU or nn.ReLU6"):
+        guided_backprop(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten()), 0,
+                        torch.randn(1, 3, 5, 5))
+
+
+def test_guided_model_shares_the_weights_and_keeps_the_originals_activations(stand_in):
+    twin = guided_model(stand_in)
+    assert twin.conv_stem.weight is stand_in.conv_stem.weight                # no copy of the weights
+    assert twin.bn1.running_mean is stand_in.bn1.running_mean
+    assert sum(isinstance(m, torch.nn.ReLU6) for m in stand_in.modules()) == 33
+    assert not any(isinstance(m, torch.nn.ReLU6) for m in twin.modules()) and not twin.training

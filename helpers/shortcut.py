@@ -311,18 +311,28 @@ def run_experiment(seed: int = 0, progress: bool = True, epochs: int = 8) -> Sho
 
 # --- the negative case: a frozen pretrained backbone with a new linear head ----------------------
 
+#: Side, in pixels, to which ``frozen_backbone`` scales the 64 px crops for the ImageNet model.
+FROZEN_SIZE = 224
+#: Crops per forward pass of the frozen backbone: bounded memory (ResNet-50 at 224 px: about 0.3 GB).
+FROZEN_BATCH = 20
+
+
 class _FromCrops(nn.Module):
-    """64 px crops in [0, 1] -> what an ImageNet model eats: 224 px, normalised with ImageNet's mean and std."""
+    """64 px crops in [0, 1] -> what an ImageNet model eats: ``size`` px, normalised with ImageNet's mean and std."""
+
+    def __init__(self, size: int = FROZEN_SIZE) -> None:
+        super().__init__()
+        self.size = size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
+        x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
         mean = torch.as_tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
         std = torch.as_tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
         return (x - mean) / std
 
 
-def frozen_backbone(backbone: nn.Module) -> Tuple[nn.Sequential, nn.Module, str]:
-    """A frozen copy of an ImageNet model that takes 64 px crops, and where its head goes.
+def frozen_backbone(backbone: nn.Module, size: int = FROZEN_SIZE) -> Tuple[nn.Sequential, nn.Module, str]:
+    """A frozen copy of an ImageNet model that takes 64 px crops (scaled to ``size``), and where its head goes.
 
     Returns ``(model, pooled_layer, head_name)``: ``model[1]`` is the copy; its classifier
     (``head_name``, such as ``"fc"``) is to be replaced by a new linear layer; ``pooled_layer``
@@ -331,27 +341,39 @@ def frozen_backbone(backbone: nn.Module) -> Tuple[nn.Sequential, nn.Module, str]
     inner = copy.deepcopy(backbone).eval().requires_grad_(False)
     pooled, classifier = pooled_layer_and_classifier(inner)
     head_name = next(name for name, module in inner.named_modules() if module is classifier)
-    return nn.Sequential(_FromCrops(), inner), pooled, head_name
+    # channels-last memory order: the same numbers, less CPU time per crop (the copy only)
+    return nn.Sequential(_FromCrops(size), inner).to(memory_format=torch.channels_last), pooled, head_name
+
+
+def _pooled_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """What the head reads, for each image: ``model`` (its head an ``nn.Identity``) in batches, without a graph."""
+    with torch.no_grad():
+        return torch.cat([model(images[i:i + FROZEN_BATCH]) for i in range(0, len(images), FROZEN_BATCH)])
 
 
 def frozen_backbone_experiment(backbone: nn.Module, seed: int = 0, n_train: int = 150, n_test: int = 50,
-                               epochs: int = 30) -> Dict[str, float]:
+                               epochs: int = 30, size: int = FROZEN_SIZE) -> Dict[str, float]:
     """The negative case: the backbone frozen, a new linear head trained on the stamped crops.
 
-    Only the head learns (from the pooled features, computed once). Tested on fresh crops of
-    the training photos, since the question is only whether it uses the stamp. Returns the
-    accuracies with the stamp on the dogs and moved to the cats, and, for GradCAM of "dog" at
-    the pooled layer on stamped images, the median mean value inside the stamp and the share
-    of maps peaking within 10 px of it. The backbone is left as it was.
+    Only the head learns, from the pooled features, computed once per crop. Tested on fresh
+    crops of the training photos, since the question is only whether it uses the stamp.
+    Returns the accuracies with the stamp on the dogs and moved to the cats, and, for GradCAM
+    of "dog" at the pooled layer on stamped images, the median mean value inside the stamp and
+    the share of maps peaking within 10 px of it. The backbone is left as it was.
+
+    The backbone runs once per crop: the training crops (stamped where labelled "dog"), the
+    test crops without a stamp, and the test crops all stamped, in batches of
+    ``FROZEN_BATCH``. The last pass gives GradCAM's maps and those crops' scores at once;
+    with the stamp on the dogs only (or the cats only), a crop's score is its stamped score or
+    its unstamped one, so no crop runs twice.
     """
     data = make_data(seed, n_train=n_train, n_test=n_test)
-    model, pooled, head_name = frozen_backbone(backbone)
+    model, pooled, head_name = frozen_backbone(backbone, size)
     inner = model[1]
     classifier = inner.get_submodule(head_name)
     inner.set_submodule(head_name, nn.Identity())
-    stamped = stamp(data.train_images, data.train_labels == DOG)
-    with torch.no_grad():
-        features = torch.cat([model(stamped[i:i + 25]) for i in range(0, len(stamped), 25)])
+    features = _pooled_features(model, stamp(data.train_images, data.train_labels == DOG))
+    unstamped = _pooled_features(model, data.seen_images)
     head = nn.Linear(classifier.in_features, len(CLASSES))
     torch.manual_seed(seed)
     head.reset_parameters()
@@ -365,14 +387,25 @@ def frozen_backbone_experiment(backbone: nn.Module, seed: int = 0, n_train: int 
             nn.functional.cross_entropy(head(features[batch]), data.train_labels[batch]).backward()
             optimiser.step()
     inner.set_submodule(head_name, head.requires_grad_(False))
-    dogs = data.seen_labels == DOG
-    on_dogs, on_cats = stamp(data.seen_images, dogs), stamp(data.seen_images, ~dogs)
     everywhere = stamp(data.seen_images)
-    maps = np.concatenate([compute_cams(model, [pooled], [DOG] * len(everywhere[i:i + 25]), everywhere[i:i + 25])[0]
-                           for i in range(0, len(everywhere), 25)])
+    maps, stamped_scores = [], []
+    for i in range(0, len(everywhere), FROZEN_BATCH):
+        chunk = everywhere[i:i + FROZEN_BATCH]
+        chunk_maps, chunk_scores = compute_cams(model, [pooled], [DOG] * len(chunk), chunk)
+        maps.append(chunk_maps)
+        stamped_scores.append(chunk_scores)
+    maps, stamped_scores = np.concatenate(maps), torch.cat(stamped_scores)
+    with torch.no_grad():
+        unstamped_scores = head(unstamped)
+    dogs = (data.seen_labels == DOG)[:, None]
+
+    def right(stamped_where: torch.Tensor) -> float:
+        scores = torch.where(stamped_where, stamped_scores, unstamped_scores)
+        return int((scores.argmax(dim=1) == data.seen_labels).sum()) / len(data.seen_labels)
+
     return {
-        "frozen: stamp on dogs": accuracy(model, on_dogs, data.seen_labels),
-        "frozen: stamp on cats": accuracy(model, on_cats, data.seen_labels),
+        "frozen: stamp on dogs": right(dogs),
+        "frozen: stamp on cats": right(~dogs),
         "frozen: GradCAM in stamp (median)": float(np.median(in_stamp(maps))),
         "frozen: peaks within 10 px of stamp": float(np.mean(peak_distance(maps) <= 10)),
     }

@@ -356,44 +356,55 @@ def _curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap:
         raise ValueError(f"a deletion or insertion curve is for one image, but input_tensor holds {x.shape[0]}; "
                          f"compute one curve per image")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a whole number of at least 1 (16 is usual), got {steps!r}")
+        raise ValueError(f"steps must be a whole number of at least 1 ({STEPS} is usual), got {steps!r}")
     heatmap = np.asarray(heatmap.detach().cpu() if isinstance(heatmap, torch.Tensor) else heatmap, dtype=np.float32)
     if heatmap.shape != tuple(x.shape[-2:]):
         raise ValueError(f"the heatmap is {'x'.join(map(str, heatmap.shape))} but the image is "
                          f"{x.shape[-2]}x{x.shape[-1]} (height x width); pass the heatmap computed for "
                          f"this input_tensor")
-    order = torch.argsort(torch.from_numpy(np.ascontiguousarray(heatmap)).flatten(), descending=True)
+    order = torch.argsort(torch.from_numpy(np.ascontiguousarray(heatmap)).flatten(), descending=True).to(x.device)
     n = order.numel()
     blurred = _blurred(x)
-    frames = []
-    for step in range(steps + 1):
-        mask = torch.zeros(n, dtype=x.dtype, device=x.device)      # the input's dtype and device
-        mask[order[: round(n * step / steps)].to(x.device)] = 1.0
-        mask = mask.reshape(1, 1, *x.shape[-2:])
-        frames.append(blurred * (1 - mask) + x * mask if insert else x * (1 - mask) + blurred * mask)
+    # rank[pixel]: its place in the map's order (0: the most important), so frame k keeps (or blurs)
+    # the pixels ranked below round(n * k / steps): each frame is one comparison, not a mask to fill
+    rank = torch.empty(n, dtype=torch.long, device=x.device)
+    rank[order] = torch.arange(n, device=x.device)
+    rank = rank.reshape(1, 1, *x.shape[-2:])
+    counts = [round(n * step / steps) for step in range(steps + 1)]
+    logits = []
     with eval_mode(model), torch.no_grad():
-        batch = torch.cat(frames).to(model_device(model))
-        logits = torch.cat([class_scores(model(batch[i:i + BATCH])) for i in range(0, len(batch), BATCH)])
+        for i in range(0, len(counts), BATCH):
+            chosen = torch.cat([rank < count for count in counts[i:i + BATCH]])
+            frames = torch.where(chosen, x, blurred) if insert else torch.where(chosen, blurred, x)
+            # channels-last memory order: the same numbers, less CPU time per frame for a CNN
+            logits.append(class_scores(model(frames.contiguous(memory_format=torch.channels_last))))
+    logits = torch.cat(logits)
     class_id = check_class_id(class_id, logits.shape[1])              # the model's own class count
     probabilities = torch.softmax(logits.float(), dim=1)             # numpy has no bfloat16
     return probabilities[:, class_id].cpu().numpy()
 
 
+#: Steps of a deletion or insertion curve: 10% of the pixels each (steps + 1 forward passes).
+STEPS = 10
+
+
 def deletion_curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap: np.ndarray,
-                   steps: int = 16) -> np.ndarray:
+                   steps: int = STEPS) -> np.ndarray:
     """The class probability as the most important pixels (by ``heatmap``) are blurred away.
 
-    ``steps + 1`` values, from the intact image to a fully blurred one; a faithful map makes
-    it fall fast (a small area under the curve). One batched forward pass.
+    ``steps + 1`` values, from the intact image to a fully blurred one (by default 11: 0%,
+    10%, ..., 100% blurred); a faithful map makes it fall fast (a small area under the curve).
+    Batched forward passes without a graph; more ``steps`` draw a finer curve and cost one
+    forward pass each.
     """
     return _curve(model, input_tensor, class_id, heatmap, steps, insert=False)
 
 
 def insertion_curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap: np.ndarray,
-                    steps: int = 16) -> np.ndarray:
+                    steps: int = STEPS) -> np.ndarray:
     """The class probability as the most important pixels are put back into a blurred image.
 
-    A faithful map makes it rise fast (a large area under the curve).
+    A faithful map makes it rise fast (a large area under the curve). ``steps`` as for ``deletion_curve``.
     """
     return _curve(model, input_tensor, class_id, heatmap, steps, insert=True)
 

@@ -2,28 +2,32 @@
 """How much memory does each notebook need? Peak resident memory (RSS) of its kernel and the
 kernel's child processes, top to bottom in a fresh kernel, once per model:
 
-    python benchmarks/memory.py [--model efficientnet_lite0 --model resnet50_untrained] [NOTEBOOK ...]
+    python benchmarks/memory.py [--model efficientnet_lite0 --model resnet50_untrained] [--per-cell]
+                                [--json FILE] [--markdown FILE] [NOTEBOOK ...]
 
-Runs offline, with the lesson data from LESSON_DATA_MIRROR or the cache. "resnet50_untrained" is
-ResNet-50 with random weights: the memory of the model participants use, without downloading it.
-RSS is sampled every 50 ms (psutil when installed, else /proc on Linux); a hub should plan for
-the largest figure plus JupyterLab's own server (about 0.2 GB per user).
+Runs every notebook (by default the episodes' and the self-study ones, ``notebooks/*.ipynb`` and
+``notebooks/self-study/*.ipynb``) offline, with the lesson data from LESSON_DATA_MIRROR or the
+cache. "resnet50_untrained" is ResNet-50 with random weights: the memory of the model
+participants use, without downloading it. RSS is sampled every 50 ms (psutil when installed,
+else /proc on Linux); a hub should plan for the largest figure plus JupyterLab's own server
+(about 0.2 GB per user). Exit status 1 when a notebook peaks above the limit (1.5 GB).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
-import nbformat
-from nbclient import NotebookClient
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kernels import MEMORY_LIMIT_GB, MODELS, errors, execute, first_line, lesson_notebooks, markdown_table, \
+    short_name  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-LIMIT_GB = 1.5
+LIMIT_GB = MEMORY_LIMIT_GB
 
 
 def _tree_rss_psutil(pid: int) -> int:
@@ -73,9 +77,9 @@ class PeakMonitor(threading.Thread):
     ``peak`` is the whole run's; ``cell_peak`` and ``now`` are those since :meth:`new_cell`.
     """
 
-    def __init__(self, client: NotebookClient, interval: float = 0.05):
+    def __init__(self, interval: float = 0.05):
         super().__init__(daemon=True)
-        self.client, self.interval, self.peak, self.cell_peak, self.now = client, interval, 0, 0, 0
+        self.client, self.interval, self.peak, self.cell_peak, self.now = None, interval, 0, 0, 0
         self._stop_event = threading.Event()
         self._measure = tree_rss()
 
@@ -101,32 +105,37 @@ class PeakMonitor(threading.Thread):
         return self.peak
 
 
-def peak_rss(path: Path, model: str, per_cell: bool = False) -> float:
+def peak_rss(path: Path, model: str, per_cell: bool = False, cells: Optional[List[Dict[str, object]]] = None,
+             threads: Optional[int] = None) -> float:
     """Run the notebook at ``path`` in a fresh kernel with ``LESSON_MODEL=model``; peak RSS in GB.
 
-    With ``per_cell``, also print each code cell's peak and what it leaves behind.
+    With ``per_cell``, also print each code cell's peak and what it leaves behind; ``cells``, a
+    list, receives them.
     """
-    notebook = nbformat.read(path, as_version=4)
-    os.environ.update(LESSON_MODEL=model, LESSON_OFFLINE="1", MPLBACKEND="Agg")
-    client = NotebookClient(notebook, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    monitor = PeakMonitor(client)
-    if per_cell:
-        def started(cell, cell_index, **_):
-            monitor.new_cell()
+    monitor = PeakMonitor()
 
-        def finished(cell, cell_index, **_):
-            time.sleep(3 * monitor.interval)
-            first = next((line for line in cell.source.splitlines() if line.strip()), "")[:60]
-            print(f"  cell {cell_index:3d}: peak {monitor.cell_peak / 1e9:5.2f} GB, "
-                  f"after {monitor.now / 1e9:5.2f} GB  {first}", flush=True)
+    def started(index, cell):
+        monitor.new_cell()
 
-        client.on_cell_execute, client.on_cell_executed = started, finished
+    def ended(index, cell, seconds):
+        time.sleep(3 * monitor.interval)
+        if cells is not None:
+            cells.append({"index": index, "peak_gb": round(monitor.cell_peak / 1e9, 3),
+                          "after_gb": round(monitor.now / 1e9, 3), "first_line": first_line(cell)})
+        if per_cell:
+            print(f"  cell {index:3d}: peak {monitor.cell_peak / 1e9:5.2f} GB, after {monitor.now / 1e9:5.2f} GB  "
+                  f"{first_line(cell)[:60]}", flush=True)
+
+    def kernel_up(client):
+        monitor.client = client
+
     monitor.start()
     try:
-        client.execute()
+        notebook = execute(path, model, threads, on_start=started, on_end=ended, on_kernel=kernel_up)
     finally:
         peak = monitor.stop()
+    for error in errors(notebook):
+        print(f"  {short_name(path)} [{model}]: error in {error}", flush=True)
     return peak / 1e9
 
 
@@ -135,19 +144,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--model", action="append", dest="models",
                         help="LESSON_MODEL to run with (repeat it; default: the stand-in and resnet50_untrained)")
     parser.add_argument("--per-cell", action="store_true", help="also print each cell's peak")
+    parser.add_argument("--threads", type=int, default=None, help="PyTorch's CPU threads in the kernel")
+    parser.add_argument("--limit-gb", type=float, default=LIMIT_GB, help=f"the limit (default {LIMIT_GB} GB)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the peaks (and each cell's) to this file")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write README's table to this file")
     parser.add_argument("notebooks", nargs="*", type=Path)
     args = parser.parse_args(argv)
-    args.models = args.models or ["efficientnet_lite0", "resnet50_untrained"]
-    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
-    print(f"peak RSS of the kernel and its children, GB (target: at most {LIMIT_GB} GB)")
+    args.models = args.models or list(MODELS)
+    paths = args.notebooks or lesson_notebooks()
+    print(f"peak RSS of the kernel and its children, GB (target: at most {args.limit_gb} GB)")
     print(f"{'notebook':32s} " + " ".join(f"{m:>20s}" for m in args.models), flush=True)
-    over = []
+    over, results, rows = [], [], []
     for path in paths:
-        peaks = [peak_rss(path.resolve(), model, args.per_cell) for model in args.models]
-        over += [f"{path.name} with {m}" for m, p in zip(args.models, peaks) if p > LIMIT_GB]
-        print(f"{path.name:32s} " + " ".join(f"{p:18.2f}GB" for p in peaks), flush=True)
+        peaks = []
+        for model in args.models:
+            cells: List[Dict[str, object]] = []
+            peak = peak_rss(path.resolve(), model, args.per_cell, cells, args.threads)
+            peaks.append(peak)
+            results.append({"notebook": short_name(path), "model": model, "peak_gb": round(peak, 3),
+                            "over": peak > args.limit_gb, "cells": cells})
+        over += [f"{short_name(path)} with {m}" for m, p in zip(args.models, peaks) if p > args.limit_gb]
+        rows.append([short_name(path)] + [f"{p:.2f} GB" + (" (over)" if p > args.limit_gb else "") for p in peaks])
+        print(f"{short_name(path):32s} " + " ".join(f"{p:18.2f}GB" for p in peaks), flush=True)
     if over:
         print("over the target: " + ", ".join(over))
+    if args.json:
+        args.json.write_text(json.dumps({"limit_gb": args.limit_gb, "results": results}, indent=2))
+    if args.markdown:
+        args.markdown.write_text(markdown_table(["notebook"] + args.models, rows, right=range(1, len(args.models) + 1)))
     return 1 if over else 0
 
 

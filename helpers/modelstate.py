@@ -16,6 +16,7 @@ False
 
 from __future__ import annotations
 
+import copy
 import threading
 import weakref
 from contextlib import contextmanager
@@ -55,6 +56,23 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         finally:
             for module, training in modes:
                 module.training = training
+
+
+def shared_twin(model: nn.Module) -> nn.Module:
+    """A twin of ``model`` with modules of its own that share the model's weights and buffers.
+
+    Nothing of the weights is copied: changing the twin's modules (its mode, a layer replaced)
+    leaves ``model`` as it was, while the tensors are the model's own, so do not train the twin
+    or change its weights in place, nor its weights' memory format or dtype.
+
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    >>> twin = shared_twin(model)
+    >>> twin[1] = nn.Identity()
+    >>> twin[0].weight is model[0].weight, type(model[1]).__name__
+    (True, 'ReLU')
+    """
+    shared = {id(tensor): tensor for tensor in list(model.parameters()) + list(model.buffers())}
+    return copy.deepcopy(model, memo=shared)
 
 
 def model_device(model: nn.Module) -> torch.device:

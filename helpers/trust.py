@@ -29,7 +29,7 @@ from torch import nn
 from .architectures import class_scores, is_efficientnet, is_resnet
 from .cam import compute_cams, model_input
 from .labels import check_class_id
-from .modelstate import eval_mode, model_device, model_lock, unwrap
+from .modelstate import eval_mode, model_device, model_lock, shared_twin, unwrap
 
 
 # --- pixel-level maps -----------------------------------------------------------------------
@@ -141,8 +141,7 @@ def guided_model(model: nn.Module) -> nn.Module:
     """
     unwrapped = unwrap(model)
     _activations(unwrapped)                           # a clear error before anything is built
-    shared = {id(tensor): tensor for tensor in list(unwrapped.parameters()) + list(unwrapped.buffers())}
-    guided = copy.deepcopy(unwrapped, memo=shared)
+    guided = shared_twin(unwrapped)
     for parent in list(guided.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.ReLU6):

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from helpers.claims import share_on
-from helpers.shortcut import (DOG, SIZE, STAMP_BOX, TEST_PHOTOS, TRAIN_PHOTOS, dog_maps, frozen_backbone_experiment,
-                              in_stamp, make_data, peak_distance, run_experiment, small_cnn, stamp)
+from helpers.shortcut import (DOG, FROZEN_SIZE, SIZE, STAMP_BOX, TEST_PHOTOS, TRAIN_PHOTOS, dog_maps, frozen_backbone,
+                              frozen_backbone_experiment, in_stamp, make_data, peak_distance, run_experiment, small_cnn,
+                              stamp)
 
 SEEDS = (0, 1)
 
@@ -66,11 +67,26 @@ def test_where_the_model_without_the_stamp_looks(result):
 
 def test_a_frozen_backbone_learns_the_stamp_and_gradcam_misses_it(stand_in):
     before = {k: v.clone() for k, v in stand_in.state_dict().items()}
+    settings = [(name, p.requires_grad, p.stride(), p.grad) for name, p in stand_in.named_parameters()]
+    modules = [(name, type(m), m.training, dict(m._forward_hooks)) for name, m in stand_in.named_modules()]
     scores = frozen_backbone_experiment(stand_in, seed=0)
     assert scores["frozen: stamp on dogs"] - scores["frozen: stamp on cats"] >= 0.3      # it uses the stamp
     assert scores["frozen: peaks within 10 px of stamp"] <= 0.5                             # GradCAM misses it
     assert scores["frozen: GradCAM in stamp (median)"] <= 0.5
-    assert all(torch.equal(before[k], v) for k, v in stand_in.state_dict().items())         # the backbone is untouched
+    # the backbone is untouched: weights, BatchNorm statistics, requires_grad, memory order, modules, hooks
+    assert all(torch.equal(before[k], v) for k, v in stand_in.state_dict().items())
+    assert [(name, p.requires_grad, p.stride(), p.grad) for name, p in stand_in.named_parameters()] == settings
+    assert [(name, type(m), m.training, dict(m._forward_hooks)) for name, m in stand_in.named_modules()] == modules
+
+
+def test_the_frozen_backbone_is_a_twin_that_shares_the_weights(stand_in):
+    model, pooled, head_name = frozen_backbone(stand_in)
+    assert head_name == "classifier" and pooled is model[1].bn2 and not model[1].training
+    assert model[1].conv_stem.weight is stand_in.conv_stem.weight                    # nothing copied
+    model[1].set_submodule(head_name, torch.nn.Identity())
+    assert isinstance(stand_in.classifier, torch.nn.Linear)                          # the original keeps its head
+    crops = torch.rand(2, 3, SIZE, SIZE)
+    assert model[0](crops).shape == (2, 3, FROZEN_SIZE, FROZEN_SIZE) and model(crops).shape == (2, 1280)
 
 
 def test_share_on_maps_the_photos_regions_into_each_crop():

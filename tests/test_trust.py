@@ -112,7 +112,7 @@ def test_gradcam_is_more_faithful_than_a_random_map(stand_in, both):
     heatmap = gradcam(stand_in, default_target_layers(stand_in), 243, x)
     random_map = np.random.default_rng(0).random(heatmap.shape).astype(np.float32)
     deletion = deletion_curve(stand_in, x, 243, heatmap)
-    assert deletion.shape == (11,) and deletion[0] == pytest.approx(0.3835, abs=0.01)     # 0%, 10%, ... 100%
+    assert deletion.shape == (17,) and deletion[0] == pytest.approx(0.3835, abs=0.01)
     assert area_under(deletion) < area_under(deletion_curve(stand_in, x, 243, random_map))
     assert area_under(insertion_curve(stand_in, x, 243, heatmap)) > \
         area_under(insertion_curve(stand_in, x, 243, random_map))
@@ -318,6 +318,6 @@ def test_deletion_and_insertion_curves_are_those_of_before(stand_in, random_resn
                 assert new.shape == (steps + 1,)
                 assert np.abs(new - _old_curve(model, image, 207, m, steps, insert)).max() < 1e-5
         assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and not model.training
-    # the default: 10 steps of 10% of the pixels each
+    # the default: 16 steps
     assert np.array_equal(deletion_curve(random_resnet, small, 207, random_map),
-                          deletion_curve(random_resnet, small, 207, random_map, steps=10))
+                          deletion_curve(random_resnet, small, 207, random_map, steps=16))

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .architectures import class_scores, is_efficientnet, is_resnet
-from .cam import compute_cams, model_input
+from .cam import (GRADIENT_FREE, _method, check_input, check_target_layers, class_gradients, compute_cams,
+                  forward_with_activations, maps_to_image, model_input, shown_name)
 from .labels import check_class_id
 from .modelstate import eval_mode, model_device, model_lock, shared_twin, unwrap
 
@@ -280,17 +281,34 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-#: Images per forward pass in the functions below: a batch of 11 through ResNet-50 needs about
-#: 1 GB more than batches of 4 (benchmarks/memory.py); the results are the same.
+#: Images per forward pass for the path of ``score_along_path`` and the frames of a deletion or
+#: insertion curve: larger batches need more memory and are no faster on a CPU.
 BATCH = 4
 
 
 def _cams_per_class(model: nn.Module, target_layers: Sequence[nn.Module], class_ids: List[int],
                     input_tensor: torch.Tensor, method: str) -> np.ndarray:
-    """``compute_cams`` of one image for many classes, ``BATCH`` classes per pass (bounded memory)."""
-    return np.concatenate([compute_cams(model, target_layers, class_ids[i:i + BATCH],
-                                        input_tensor.expand(len(class_ids[i:i + BATCH]), -1, -1, -1), method)[0]
-                           for i in range(0, len(class_ids), BATCH)])
+    """``compute_cams`` of one image for many classes: one forward pass, then one gradient per class.
+
+    The same maps as ``compute_cams`` given the image once per class, for the cost of one image
+    (and memory that does not grow with the number of classes).
+    """
+    cam_of = _method(method)
+    layers = check_target_layers(model, target_layers)
+    if check_input(input_tensor).shape[0] != 1:
+        raise ValueError(f"one image, many classes: input_tensor holds {input_tensor.shape[0]} images")
+    size = tuple(input_tensor.shape[-2:])
+    names = [shown_name(model, layer) for layer in layers]
+    maps = []
+    with model_lock(model), torch.inference_mode(False):
+        logits, activations = forward_with_activations(model, layers, input_tensor, detach=len(layers) == 1)
+        for class_id in class_ids:
+            class_id = check_class_id(class_id, logits.shape[1])           # the model's own class count
+            gradients = [None] * len(activations) if method in GRADIENT_FREE else \
+                class_gradients(logits, activations, [class_id], keep_graph=True, names=names)
+            with torch.no_grad():
+                maps.append(maps_to_image([cam_of(a.detach(), g) for a, g in zip(activations, gradients)], size)[0])
+    return torch.stack(maps).cpu().numpy().astype(np.float32)
 
 
 def randomisation_check(model: nn.Module, target_layers_of, class_ids: Sequence[int],

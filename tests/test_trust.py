@@ -321,3 +321,23 @@ def test_deletion_and_insertion_curves_are_those_of_before(stand_in, random_resn
     # the default: 16 steps
     assert np.array_equal(deletion_curve(random_resnet, small, 207, random_map),
                           deletion_curve(random_resnet, small, 207, random_map, steps=16))
+
+
+@pytest.mark.parametrize("method", ["GradCAM", "GradCAM++", "EigenCAM"])
+def test_the_randomisation_checks_maps_of_many_classes_are_compute_cams_maps(method, stand_in, both):
+    """One forward pass and a gradient per class: the same maps as compute_cams with the image once per class."""
+    from helpers import compute_cams
+    from helpers.trust import _cams_per_class
+
+    classes = list(LESSON_CLASSES)
+    layers = default_target_layers(stand_in)
+    before = _state(stand_in)
+    maps = _cams_per_class(stand_in, layers, classes, both[0], method)
+    expected = np.concatenate([compute_cams(stand_in, layers, classes[i:i + 4], both[0].expand(len(classes[i:i + 4]),
+                                                                                                 -1, -1, -1), method)[0]
+                               for i in range(0, len(classes), 4)])
+    assert maps.shape == (11, 224, 224) and maps.dtype == np.float32
+    assert np.abs(maps - expected).max() < 1e-4
+    assert all(torch.equal(before[k], v) for k, v in stand_in.state_dict().items()) and not stand_in.training
+    with pytest.raises(ValueError, match="0..999"):
+        _cams_per_class(stand_in, layers, [1000], both[0], method)

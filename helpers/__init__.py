@@ -13,11 +13,16 @@ The plain functions come first; each module holds one concern:
 Names are imported on first use (PEP 562), so that ``python -m helpers.check`` and
 ``python -m helpers.setup`` start without torch: they can then say that torch is missing.
 ``from helpers import gradcam`` and ``helpers.cam`` work as usual.
+
+Imported in IPython (JupyterLab, nbval, Colab, Binder, a terminal IPython), the package also
+registers the notebooks' cell magic ``%%expect_error`` (``helpers.solutions``): the set-up cell's
+``from helpers import ...`` is all a notebook needs, no ``%load_ext`` line.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any, List
 
 #: Each public name, and the module that defines it.
@@ -62,3 +67,15 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> List[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def _register_magics() -> None:
+    """``%%expect_error`` in the IPython that imports the package, if any (IPython itself is not
+    imported here: outside IPython nothing happens)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is not None and hasattr(shell, "register_magic_function"):
+        importlib.import_module(".solutions", __name__).load_ipython_extension(shell)
+
+
+_register_magics()

@@ -2,7 +2,7 @@
 # can run themselves. Each target is self-sufficient: it creates .venv and installs what it needs.
 PYTHON ?= python3
 
-.PHONY: help lab test check site mirror setup notebooks check-notebooks preflight workbench
+.PHONY: help lab test check site mirror setup notebooks check-notebooks outputs preflight workbench
 
 help:
 	@$(PYTHON) lesson.py help
@@ -33,6 +33,9 @@ notebooks:      ## regenerate notebooks/ from episodes/
 
 check-notebooks:  ## fail if notebooks/ and episodes/ disagree
 	$(PYTHON) lesson.py notebooks --check
+
+outputs:        ## write the marked cells' printouts and figures into the episodes (LESSON_MODEL=resnet50 before a workshop)
+	$(PYTHON) lesson.py outputs $(ARGS)
 
 preflight:      ## instructors: check the lesson's claims against the model learners use (LESSON_MODEL)
 	$(PYTHON) lesson.py preflight

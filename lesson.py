@@ -9,6 +9,7 @@ make can run them directly:
     python lesson.py mirror [FOLDER]   # write the lesson's files to FOLDER (default lesson-mirror/)
     python lesson.py setup    # only the set-up
     python lesson.py notebooks [--check]   # regenerate notebooks/ from episodes/ (or check they agree)
+    python lesson.py outputs [--check]     # write the marked cells' printouts and figures into the episodes
     python lesson.py preflight  # instructors: check the text's claims against LESSON_MODEL (default ResNet-50)
     python lesson.py workbench  # check the lesson with the Carpentries Workbench (R's sandpaper), build site/
 
@@ -440,6 +441,9 @@ def main(argv: list[str]) -> int:
     elif command == "notebooks":
         python = ensure_venv(developer=True)
         run(python, ROOT / "tools" / "notebooks.py", *argv[1:])
+    elif command == "outputs":
+        python = ensure_venv(developer=True)
+        run(python, ROOT / "tools" / "outputs.py", *argv[1:])
     elif command == "preflight":
         python = ensure_venv(developer=False)
         run(python, "-m", "helpers.claims", *argv[1:])

@@ -342,9 +342,14 @@ def describe_model(model: str) -> str:
 
 
 def caption(spec: Spec, model: str) -> str:
-    """``"The photo as matplotlib draws it. Made with ResNet-50."``"""
+    """The figure's caption, naming the model the notebook ran with (true of any figure it drew,
+    the model's maps and the plain photo alike).
+
+    >>> caption(Spec(False, True, "a dog", "The photo."), "resnet50")
+    'The photo. Notebook run with ResNet-50.'
+    """
     start = (spec.caption or "What the cell above draws").rstrip(".")
-    return f"{start}. Made with {describe_model(model)}."
+    return f"{start}. Notebook run with {describe_model(model)}."
 
 
 def block_lines(entry: Marked, model: str, text: List[str], figures: List[str]) -> List[str]:
@@ -464,13 +469,17 @@ def write_page(path: Path, model: str, reuse: bool = True) -> bool:
     for stale in figures_folder.glob(f"{prefix}*.png") if figures_folder.is_dir() else []:
         if stale.name not in kept:
             stale.unlink()
-            print(f"removed {stale.relative_to(ROOT)}")
+            print(f"removed {_shown(stale)}")
     text = "\n".join(lines)
     changed = text != path.read_text(encoding="utf-8")
     if changed:
         path.write_text(text, encoding="utf-8")
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {_shown(path)}")
     return changed
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path)
 
 
 def main(argv: List[str]) -> int:

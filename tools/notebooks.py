@@ -28,7 +28,7 @@ site's pages tag such a cell ``raises-exception`` instead, so that they show the
 
 The output markers and the blocks that ``tools/outputs.py`` writes into an episode
 (``<!-- output: ... -->``, ``<!-- begin output ... -->`` to ``<!-- end output -->``) are left
-out: notebooks and handouts have no outputs.
+out: notebooks and handouts have no outputs; so are the links blocks of ``tools/links.py``.
 
 Self-study pages (``learners/NAME.md`` whose front matter says ``self-study: true``) are
 lessons outside the workshop's schedule, written like episodes: each becomes
@@ -90,6 +90,9 @@ LOAD_MAGICS = ("# Set-up: run this cell; nothing here to type along.\n"
 OUTPUT_MARKER = re.compile(r"^<!--\s*output:(?P<spec>.*?)-->\s*$")
 OUTPUT_BEGIN = re.compile(r"^<!-- begin output (?P<hash>[0-9a-f]{8}) (?P<model>[\w.-]+)\b.*-->\s*$")
 OUTPUT_END = "<!-- end output -->"
+# What tools/links.py writes (links to the notebook, Binder, the executed page): not in notebooks either.
+LINKS_BEGIN = re.compile(r"^\s*<!-- begin links [\w-]+\b.*-->\s*$")
+LINKS_END = "<!-- end links -->"
 
 
 def episodes() -> List[Path]:
@@ -124,18 +127,18 @@ def leading_comments(code: str) -> List[str]:
 
 
 def strip_generated(text: str) -> str:
-    """An episode without its output markers and generated blocks (tools/outputs.py).
+    """An episode without its output markers and generated blocks (tools/outputs.py, tools/links.py).
 
     >>> strip_generated("a\\n<!-- output: text -->\\n<!-- begin output 0123abcd x: y -->\\nz\\n<!-- end output -->\\nb")
     'a\\nb'
     """
-    kept, inside = [], False
+    kept, inside = [], ""
     for line in text.split("\n"):
         if inside:
-            inside = line.strip() != OUTPUT_END
+            inside = "" if line.strip() == inside else inside
             continue
-        if OUTPUT_BEGIN.match(line):
-            inside = True
+        if OUTPUT_BEGIN.match(line) or LINKS_BEGIN.match(line):
+            inside = OUTPUT_END if OUTPUT_BEGIN.match(line) else LINKS_END
             continue
         if not OUTPUT_MARKER.match(line):
             kept.append(line)

@@ -25,7 +25,7 @@ import functools
 import html
 import io
 import warnings
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -37,7 +37,52 @@ from .downloads import fetch
 from .explorer_graphs import ExplorerMaps
 from .explorer_state import Message, class_from_text, starting_state, upload_to_image
 from .images import load_image
-from .viz import COLORMAPS, DEFAULT_CMAP, overlay
+from .viz import COLORMAPS, DEFAULT_CMAP, colormap_table, overlay
+
+
+def percent(probability: float) -> str:
+    """A probability as a novice reads it: a percentage, with as many digits as it needs.
+
+    >>> [percent(p) for p in (0.8712, 0.0342, 0.000226, 0.00000004, 0.99996)]
+    ['87%', '3.4%', '0.02%', 'under 0.01%', 'over 99.9%']
+    """
+    value = 100 * float(probability)
+    if value >= 99.95:
+        return "100%" if value >= 100 else "over 99.9%"
+    if value >= 99.5:
+        return f"{value:.1f}%"
+    if value >= 10:
+        return f"{value:.0f}%"
+    if value >= 1:
+        return f"{value:.1f}%"
+    if value >= 0.01:
+        return f"{value:.2f}%"
+    return "0%" if value <= 0 else "under 0.01%"
+
+
+def layer_labels(names: Sequence[str]) -> List[Tuple[str, str]]:
+    """The Layer list's (label, name) pairs: the layers come from deep (a coarse map) to earlier ones
+    (finer maps), and the labels say so.
+
+    >>> layer_labels(["layer4", "layer3", "layer1"])
+    [('layer4 (deepest: coarse)', 'layer4'), ('layer3 (earlier: finer)', 'layer3'), ('layer1 (earliest: finest)', 'layer1')]
+    """
+    words = ["deepest: coarse"] + ["earlier: finer"] * max(len(names) - 2, 0) + ["earliest: finest"]
+    if len(names) == 1:
+        words = ["the layer you gave"]
+    return [(f"{name} ({word})", name) for name, word in zip(names, words)]
+
+
+def colour_bar(cmap: str, width: int = 480) -> str:
+    """HTML for a colour bar of ``cmap``: what the heatmap's colours mean, from none to the strongest."""
+    table = colormap_table(cmap)
+    stops = ", ".join("#%02x%02x%02x" % tuple(int(round(255 * c)) for c in table[i]) for i in range(0, 256, 32)) \
+        + ", #%02x%02x%02x" % tuple(int(round(255 * c)) for c in table[255])
+    return (f"<div class='lesson-colorbar' title='{html.escape(cmap)}' style='max-width:{width}px; "
+            f"font-size:90%'><div class='lesson-colorbar-ramp' style='height:12px; border:1px solid #888; "
+            f"background:linear-gradient(to right, {stops})'></div><div style='display:flex; "
+            f"justify-content:space-between'><span>0: no evidence</span><span>1: the strongest in this "
+            f"image</span></div></div>")
 
 
 def encode_jpeg(picture: np.ndarray, quality: int = 90) -> bytes:
@@ -79,12 +124,13 @@ class Explorer:
         self.cmap_choice = widgets.Dropdown(options=list(COLORMAPS), description="Colours")
         self.status, self.message = widgets.HTML(), widgets.HTML()
         self.heatmap = widgets.Image(format="jpeg", layout=widgets.Layout(width="auto", max_width="480px"))
+        self.colour_bar = widgets.HTML()
         self.widget = widgets.VBox([
             widgets.HBox([self.image_choice, self.upload]),
             widgets.HBox([self.class_choice, self.search]),
             widgets.HBox([self.layer_choice, self.method_choice]),
             widgets.HBox([self.alpha, self.cmap_choice]),
-            self.status, self.message, self.heatmap,
+            self.status, self.message, self.heatmap, self.colour_bar,
         ])
 
         self._choose_class(keep=class_id)
@@ -106,7 +152,7 @@ class Explorer:
             self.search.placeholder = f"search all {len(state.names)} classes"
         self.class_choice.options = [(state.label(i), i) for i in state.class_ids]
         self.class_choice.value = state.class_id
-        self.layer_choice.options, self.layer_choice.value = list(state.layers), state.layer
+        self.layer_choice.options, self.layer_choice.value = layer_labels(list(state.layers)), state.layer
         self.method_choice.value, self.alpha.value, self.cmap_choice.value = state.method, state.alpha, state.cmap
 
     def _draw(self) -> None:
@@ -114,11 +160,12 @@ class Explorer:
         picture = overlay(state.images[state.image][1], self.maps.heatmap_for(state.class_id), alpha=state.alpha,
                           cmap=state.cmap)
         self.heatmap.value = encode_jpeg(picture)
+        self.colour_bar.value = colour_bar(state.cmap)
         probabilities = self.maps.graph().probabilities
         top = int(probabilities.argmax())
         self.status.value = (f"<b>{html.escape(state.label(state.class_id))}</b>: "
-                             f"p = {float(probabilities[state.class_id]):.3g} &nbsp;·&nbsp; top class: "
-                             f"{html.escape(state.label(top))} (p = {float(probabilities[top]):.3g}) &nbsp;·&nbsp; "
+                             f"probability {percent(probabilities[state.class_id])} &nbsp;·&nbsp; top class: "
+                             f"{html.escape(state.label(top))} ({percent(probabilities[top])}) &nbsp;·&nbsp; "
                              f"{html.escape(state.method)} at {html.escape(state.layer)} of {html.escape(self.model_name)}")
 
     # --- events: each changes the state, or on failure keeps all of it as it was -------------------

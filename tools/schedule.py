@@ -183,12 +183,13 @@ def schedule_table(loads: Dict[str, Load], numbers: List[str], breaks: Dict[str,
 
 
 #: The Workbench (varnish's syllabus template) adds a schedule of its own to the instructors' home page,
-#: ``<section id="schedule">``: the episodes' minutes added up, without breaks, and a row "Setup
-#: Instructions". sandpaper has no setting to leave it out, so the index hides it: both views then
-#: show one schedule, this one (tests/test_workbench_site.py checks it in a browser).
+#: ``<table class="schedule">`` and a note under it: the episodes' minutes added up, without breaks,
+#: and a row "Setup Instructions". sandpaper has no setting to leave it out, so the index hides it
+#: (not the section around it: its id, "schedule", is also the id of this page's own "## Schedule"):
+#: both views then show one schedule, this one (tests/test_workbench_site.py checks it in a browser).
 HIDE_WORKBENCH_SCHEDULE = ("<!-- The Workbench's own schedule (instructor view) has no breaks: hidden, so that "
                            "this one is the only one (tools/schedule.py). -->\n"
-                           "<style>#schedule { display: none; }</style>\n\n")
+                           "<style>table.schedule, table.schedule + p { display: none; }</style>\n\n")
 
 
 def index_schedule(loads: Dict[str, Load]) -> str:

@@ -229,6 +229,14 @@ def setup(developer: bool = False) -> tuple:
     return python, data_ok
 
 
+def nbval_arguments() -> List[str]:
+    """What makes pytest run every learners' notebook with nbval too (the lesson's design: nbval
+    checks that each cell runs; ``--nbval-lax``: outputs are not compared), in this environment's
+    kernel. The handouts are left to the Run All harness: their cells are mostly empty."""
+    notebooks = sorted([*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "notebooks" / "self-study").glob("*.ipynb")])
+    return ["--nbval-lax", "--nbval-current-env", *(str(path.relative_to(ROOT)) for path in notebooks)]
+
+
 def test_environment() -> dict:
     """Tests run offline, with the stand-in model and a non-interactive matplotlib."""
     env = dict(os.environ)
@@ -461,8 +469,10 @@ def main(argv: list[str]) -> int:
     elif command == "test":
         python = ensure_venv(developer=True)
         run(python, "-m", "helpers.setup", env=test_environment())
-        # on every core: each notebook runs once per model, its tests on one worker (tests/notebook_runs.py)
-        run(python, "-m", "pytest", "tests", "-n", "auto", "--dist", "loadgroup", "--durations=25", *argv[1:], env=test_environment())
+        # on every core: each notebook runs once per model, its tests on one worker (tests/notebook_runs.py);
+        # in the same run, nbval runs every learners' notebook too, each on one worker
+        run(python, "-m", "pytest", "tests", *nbval_arguments(), "-n", "auto", "--dist", "loadgroup",
+            "--durations=25", *argv[1:], env=test_environment())
     elif command == "check":
         python, _ = setup()
         run(python, "-m", "helpers.check")

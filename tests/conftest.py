@@ -4,12 +4,15 @@ any test talks to runs on 127.0.0.1."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import http.server
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -19,6 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))          # the tests use tools/runall.py (and read the other tools)
 os.environ.setdefault("LESSON_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# nbval's kernels (`make test` runs the notebooks with nbval too) get no fixtures: a cache of their
+# own, so that the user's cache is never touched
+if "LESSON_CACHE" not in os.environ:
+    os.environ["LESSON_CACHE"] = tempfile.mkdtemp(prefix="lesson-cache-nbval-")
+    atexit.register(shutil.rmtree, os.environ["LESSON_CACHE"], True)
 if not os.environ.get("LESSON_DATA_MIRROR") and (ROOT.parent / "shared" / "lesson-data").is_dir():
     os.environ["LESSON_DATA_MIRROR"] = str((ROOT.parent / "shared" / "lesson-data").resolve())
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
@@ -40,7 +48,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if not any(True for _ in item.iter_markers("xdist_group")):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    slow_modules = {item.nodeid.split("::")[0] for item in items if SLOW_FIXTURES & set(item.fixturenames)}
+    slow_modules = {item.nodeid.split("::")[0] for item in items if SLOW_FIXTURES & set(item.fixturenames)
+                    or item.nodeid.split("::")[0].endswith(".ipynb")}          # nbval: a notebook per group
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_modules)       # stable: order kept within
 
 

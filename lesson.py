@@ -212,7 +212,7 @@ MISSING_DATA = """
 Stopped before starting JupyterLab: the lesson's images are missing (see the lines above), and
 every notebook stops at its first cell without them. What to do:
   - connect to the internet and run this again, or
-  - set LESSON_DATA_MIRROR to your instructor's folder and run this again (learners/setup.md, Route 4).
+  - set LESSON_DATA_MIRROR to your instructor's folder and run this again (learners/setup.md: "Offline: an instructor's USB stick").
 To start JupyterLab anyway: make lab ARGS=--anyway   (or: python lesson.py lab --anyway)"""
 
 

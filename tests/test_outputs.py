@@ -167,7 +167,8 @@ def fake_run(code_cells, pictures=()):
     for picture in pictures:
         cells[-1].outputs.append(nbformat.v4.new_output(
             "display_data", data={"image/png": base64.b64encode(picture).decode(), "text/plain": "<Figure>"}))
-    return SimpleNamespace(notebook=nbformat.v4.new_notebook(cells=cells))
+    return SimpleNamespace(notebook=nbformat.v4.new_notebook(cells=cells), aborted=[], failed=lambda: [],
+                           printed=lambda: "")
 
 
 def test_write_page_writes_replaces_and_cleans_up(tmp_path, monkeypatch):
@@ -200,3 +201,25 @@ def test_a_model_whose_outputs_cannot_be_made_is_refused(monkeypatch, tmp_path):
     problem = outputs.model_problem("resnet50")
     assert "ResNet-50's weights cannot be used (no file at" in problem and "python -m helpers.setup" in problem
     assert outputs.model_problem("efficientnet_lite0") is None
+
+
+def test_a_notebook_out_of_sync_is_named_and_make_notebooks_fixes_it(tmp_path, monkeypatch):
+    """The advice is run: `python lesson.py notebooks` (tools/notebooks.py) brings the notebook in sync."""
+    import runall
+
+    episodes, notebooks = tmp_path / "episodes", tmp_path / "notebooks"
+    episodes.mkdir()
+    path = episodes / "01-z.md"
+    path.write_text("---\ntitle: Z\nteaching: 1\nexercises: 1\n---\n\n```python\nprint(1)\n```\n\n"
+                    "<!-- output: text -->\n", encoding="utf-8")
+    monkeypatch.setattr(notebook_tool, "EPISODES", episodes)
+    monkeypatch.setattr(notebook_tool, "NOTEBOOKS", notebooks)
+    monkeypatch.setattr(outputs, "ROOT", tmp_path)
+    monkeypatch.setattr(runall, "run_all", lambda notebook, model: fake_run([("print(1)", "1\n")]))
+    monkeypatch.setattr(runall, "saved_run", lambda *args: None)
+    with pytest.raises(SystemExit, match=r"notebooks/01-z.ipynb is out of sync with 01-z.md: run "
+                                         r"`python lesson.py notebooks` first"):
+        outputs.executed(path, "efficientnet_lite0")
+    assert notebook_tool.main([]) == 0
+    fake_run_attributes = outputs.executed(path, "efficientnet_lite0")
+    assert fake_run_attributes.notebook.cells[0].outputs[0]["text"] == "1\n"

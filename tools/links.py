@@ -112,7 +112,7 @@ def block(kind: str, home: Home, path: Path) -> List[str]:
     if kind == "colab":
         if not home.source:
             return ["Colab installs the lesson's helpers from its public repository, which it does not have",
-                    "yet: until then, take Route 1 or 2."]
+                    "yet: until then, take the route for your computer above."]
         return ["```python", f'!pip install -q "git+{home.source}@{home.branch}"', "!python -m helpers.setup", "```"]
     raise ValueError(f"{path.name}: no kind of links block called {kind!r} (episode, readme, download, colab)")
 

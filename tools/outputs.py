@@ -464,7 +464,7 @@ def write_page(path: Path, model: str, reuse: bool = True) -> bool:
                     target.write_bytes(data)
                 names.append(name)
                 kept.add(name)
-            start, end = entry.block if entry.block else (entry.marker + 1, entry.marker)
+            _, end = entry.block if entry.block else (entry.marker + 1, entry.marker)
             lines[entry.marker + 1:end + 1] = [""] + block_lines(entry, model, text, names)
     for stale in figures_folder.glob(f"{prefix}*.png") if figures_folder.is_dir() else []:
         if stale.name not in kept:

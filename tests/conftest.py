@@ -70,6 +70,20 @@ def _kernel_with_nbval_model(setup):
     return start
 
 
+def _group_in_node_id(item) -> None:
+    """What pytest-xdist does for ``--dist loadgroup``, where it cannot: it puts a test's group at the
+    end of its node id (``...::test_x@GROUP``) by writing ``item._nodeid``, which pytest 9 no longer
+    reads (its node ids live in ``item._id``), so every group was quietly ignored and nbval's cells
+    of one notebook, sharing one kernel, were sent to different workers."""
+    from _pytest.nodeid import NodeId
+
+    if not isinstance(getattr(item, "_id", None), NodeId) or "@" in item.nodeid:
+        return                                       # pytest 8 and older: xdist's own hook works
+    names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                    for mark in item.iter_markers("xdist_group")})
+    item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """For ``pytest -n N --dist loadgroup`` (``make test``): each module's tests run on one worker
@@ -78,9 +92,12 @@ def pytest_collection_modifyitems(config, items):
     # (a conftest's runtest hooks reach only the tests below its folder: nbval's notebooks are not)
     for notebook in {item.parent for item in items if is_nbval(item)}:
         notebook.setup = _kernel_with_nbval_model(notebook.setup)
+    loadgroup = bool(getattr(config.option, "loadgroup", False))
     for item in items:
         if not any(True for _ in item.iter_markers("xdist_group")):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        if loadgroup:
+            _group_in_node_id(item)
     slow_modules = {item.nodeid.split("::")[0] for item in items if SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
                     or is_nbval(item)}                                         # nbval: a notebook per group
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_modules)       # stable: order kept within

@@ -142,7 +142,7 @@ BLOCK = re.compile(r"^(?P<indent>\s*)<!-- begin links (?P<kind>[\w-]+)\b.*-->\s*
 
 def with_episode_block(lines: List[str]) -> List[str]:
     """An episode's lines with an (empty) episode links block after its objectives, if it has none."""
-    if any(BLOCK.match(line) for line in lines):
+    if any(found and found["kind"] == "episode" for found in map(BLOCK.match, lines)):
         return lines
     at = next((i for i, line in enumerate(lines) if re.match(r"^:{3,}\s*objectives\s*$", line)), None)
     close = next((i for i in range(at + 1, len(lines)) if re.match(r"^:{3,}\s*$", lines[i])), None) \

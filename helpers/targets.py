@@ -138,7 +138,7 @@ def class_scores(output: object) -> torch.Tensor:
     logits = _get(output, "logits")
     if isinstance(logits, torch.Tensor) and logits.dim() in (1, 2):
         return logits if logits.dim() == 2 else logits[:, None]
-    if not isinstance(logits, torch.Tensor) and _kind(output) == "heads":
+    if not isinstance(logits, torch.Tensor) and output_kind(output) == "heads":
         scores = [tensor for _, tensor in _tensors(output) if tensor.dim() == 2]
         if len(scores) == 1:
             return scores[0]
@@ -157,7 +157,7 @@ def _tensors(output: object) -> List[Tuple[str, torch.Tensor]]:
     return []
 
 
-def _kind(output: object) -> str:
+def output_kind(output: object) -> str:
     """What kind of output this is: "scores", "dense" (per pixel), "detections", "embedding",
     "tokens", "heads" (a structure of tensors) or "other"."""
     main = main_tensor(output)
@@ -207,7 +207,7 @@ def _most_pixels(scores: torch.Tensor) -> int:
 
 def target_advice(output: object) -> str:
     """Why ``output`` holds no class scores ``[N, classes]``, and which target to pass instead, as code."""
-    kind = _kind(output)
+    kind = output_kind(output)
     got = describe_output(output)
     if kind == "dense":
         scores = main_tensor(output)
@@ -546,6 +546,6 @@ def probability_of(model: Optional[nn.Module], count: int, given: object = "auto
 
 
 __all__ = ["Target", "image_output", "main_tensor", "class_scores", "target_advice", "describe_output",
-           "as_targets", "target_scores", "chosen_classes", "describe_target", "embedding_model",
+           "output_kind", "as_targets", "target_scores", "chosen_classes", "describe_target", "embedding_model",
            "check_embedding_targets", "hf_config", "class_names_of", "class_label", "Probability", "probability_of",
            "PROBABILITIES"]

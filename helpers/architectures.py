@@ -487,7 +487,11 @@ def _reaching(model: nn.Module, outputs: List[LayerOutput], size: Tuple[int, int
 
 
 def _all_scores(output: object) -> torch.Tensor:
-    """The class scores in a model's output, or every number it holds, summed (a segmentation's, an embedding)."""
+    """What a model's output is about (its class scores, its ``pooler_output``...: ``main_tensor``), or
+    else every number it holds, each tensor summed."""
+    main = main_tensor(output)
+    if main is not None and main.requires_grad:
+        return main
     try:
         return class_scores(output)
     except ValueError:

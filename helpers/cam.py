@@ -33,7 +33,7 @@ from torch import nn
 
 from .architectures import (display_name, infer_layout, input_channels, prefix_tokens, taken_size,
                             target_layer_choices, to_feature_map, unordered_layer)
-from .modelstate import eval_copy, model_device, model_dtype, model_lock
+from .modelstate import eval_copy, model_device, model_dtype, model_lock, running_problem
 from .targets import Target, as_targets, check_embedding_targets, class_scores, target_scores
 
 
@@ -553,6 +553,11 @@ def _size_problem(model: nn.Module, x: torch.Tensor, failure: Optional[BaseExcep
 
 
 def check_target_layers(model: nn.Module, target_layers: object) -> List[nn.Module]:
+    """``target_layers`` as a list of the model's layers, or a clear error (also for a model the helpers
+    cannot run: TorchScript, the meta device; see ``helpers.modelstate.running_problem``)."""
+    problem = running_problem(model)
+    if problem is not None:
+        raise ValueError(problem)
     if isinstance(target_layers, nn.Module):
         target_layers = [target_layers]
     if not isinstance(target_layers, (list, tuple)) or not target_layers:

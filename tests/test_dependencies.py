@@ -66,7 +66,7 @@ def imported_modules(source: str) -> Set[str]:
 
 def sources() -> Dict[str, str]:
     texts = {str(path.relative_to(ROOT)): path.read_text() for path in sorted((ROOT / "helpers").glob("*.py"))}
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "notebooks" / "self-study").glob("*.ipynb")):
         cells = json.loads(path.read_text())["cells"]
         texts[str(path.relative_to(ROOT))] = "\n".join(
             "".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
@@ -109,7 +109,7 @@ def environment_yml() -> Dict[str, str]:
 def test_the_scan_finds_what_the_lesson_is_known_to_import():
     found = third_party_imports()
     assert {"torch", "torchvision", "numpy", "matplotlib", "pillow", "captum", "scipy", "grad-cam"} <= set(found)
-    assert "notebooks/03-gradcam-by-hand.ipynb" in found["grad-cam"]
+    assert "notebooks/08-your-own-model.ipynb" in found["grad-cam"]
     assert "jupyter-core" not in found                      # helpers.check imports it inside try/except ImportError
     assert imported_modules("%matplotlib inline\n!pip install x\nimport cv2\nfrom PIL import Image\nfrom . import a") \
         == {"cv2", "PIL"}

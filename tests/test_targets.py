@@ -213,6 +213,37 @@ def test_segmentation_with_semantic_segmentation_target_and_no_wrapper(deeplab):
     advice = run_advice(str(error.value), {})
     assert f"output[{category}]" in str(error.value)
     assert np.abs(gradcam(deeplab, layers, advice["target"], x) - ours).max() < AGREE
+    # a bare tensor [N, C, H, W] gets the same advice; compute_cams gives the target's scores
+    with pytest.raises(ValueError, match=r"a tensor \[1, 4, 64, 64\]: a score per class and pixel") as error:
+        gradcam(OutOnly(deeplab), layers, None, x)
+    assert np.abs(gradcam(OutOnly(deeplab), layers, run_advice(str(error.value), {})["target"], x) - ours).max() < AGREE
+    maps, scores = compute_cams(deeplab, layers, [target], x)
+    assert scores.shape == (1,) and scores[0].item() == pytest.approx(float((torch.from_numpy(mask) * scores_of(
+        deeplab, x)[category]).sum()), rel=1e-5)
+    assert unchanged(deeplab, before, modes)
+
+
+def scores_of(model, x):
+    with torch.no_grad():
+        return model(x)["out"][0]
+
+
+def test_the_explorer_takes_a_target_for_a_model_without_class_scores(deeplab):
+    from helpers import explore
+    from helpers.explorer_state import TARGET
+
+    x, rgb = noise(1, 3, 64, 64), np.zeros((64, 64, 3), np.float32)
+    layers = default_target_layers(deeplab)
+    mask = np.zeros((64, 64), np.float32)
+    mask[10:40, 20:50] = 1
+    target = SemanticSegmentationTarget(2, mask)
+    explorer = explore(deeplab, layers, x, rgb, class_id=target).explorer
+    assert explorer.state.class_ids == [TARGET] and explorer.state.label(TARGET) == "SemanticSegmentationTarget(2)"
+    score = float((torch.from_numpy(mask) * scores_of(deeplab, x)[2]).sum())
+    assert f"score = {score:.3g}" in explorer.status.value and "top class" not in explorer.status.value
+    assert np.abs(explorer.maps.heatmap_for(TARGET) - gradcam(deeplab, layers, target, x)).max() < AGREE
+    with pytest.raises(ValueError, match="a score per class and pixel"):
+        explore(deeplab, layers, x, rgb)                     # no target: the message says which
 
 
 def test_maps_of_a_backbone_or_per_pixel_scores_in_a_list_get_both_answers(deeplab):
@@ -367,6 +398,28 @@ def test_any_class_count_prints_names_that_fit(classes, capsys):
     viz_gradcam(model, [model.features[2]], None, x, rgb, show=False, class_names=[f"n{i}" for i in range(classes)],
                 probability=None)
     assert f"Predicted class: {top} · n{top} (score = {float(logits[top]):.3g})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("classes", [21843, 10, 1])
+def test_the_explorer_fits_any_class_count_and_offers_a_target_first(classes):
+    from helpers import explore
+    from helpers.explorer_state import TARGET
+
+    model, x = SmallCNN(classes=classes).eval(), noise(1, 3, 16, 16)
+    rgb = np.zeros((16, 16, 3), np.float32)
+    explorer = explore(model, [model.features[2]], x, rgb).explorer
+    with torch.no_grad():
+        logits = model(x)[0]
+    top = int(logits.argmax())
+    assert len(explorer.state.names) == classes and explorer.state.class_id == top
+    value = f"score = {float(logits[0]):.3g}" if classes == 1 else f"p = {torch.softmax(logits, 0)[top].item():.3g}"
+    assert f"{top} · class {top}</b>: {value}" in explorer.status.value
+    if classes == 10:
+        with_target = explore(model, [model.features[2]], x, rgb, class_id=lambda output: output[3] - output[4])
+        state = with_target.explorer.state
+        assert state.class_ids[0] == TARGET and state.class_id == TARGET
+        assert np.abs(with_target.explorer.maps.heatmap_for(TARGET) -
+                      gradcam(model, [model.features[2]], lambda output: output[3] - output[4], x)).max() < AGREE
 
 
 def test_sigmoid_is_chosen_for_a_model_that_says_it_is_multi_label():

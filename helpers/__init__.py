@@ -6,6 +6,7 @@ The plain functions come first; each module holds one concern:
 - ``downloads``: the lesson's files, from cache, mirror or web (``fetch``)
 - ``images``: ``load_image``
 - ``models``: ``load_model``, ``default_target_layers``, ``layer_choices``
+- ``targets``: which score a map explains (a class id, or any function of the model's output)
 - ``cam``: ``gradcam`` and the other CAM methods, on one shared mechanism
 - ``viz``: ``overlay``, ``viz_gradcam``
 - ``widgets``: ``explore``, the interactive explorer

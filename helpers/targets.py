@@ -419,7 +419,7 @@ def describe_target(target: object, names: Optional[Sequence[str]] = None) -> st
         return "your target (a lambda)" if name == "<lambda>" else f"your target {name}"
     category = getattr(target, "category", None)
     if category is None and hasattr(target, "labels"):
-        category = list(target.labels)
+        category = [int(label) for label in target.labels]
     return f"{kind.__name__}({category})" if category is not None else kind.__name__
 
 
@@ -539,9 +539,9 @@ def probability_of(model: Optional[nn.Module], count: int, given: object = "auto
     if problem == "regression":
         return Probability(None)
     if count == 1:
-        return Probability(None, "one score, shown as it is (pass probability=\"sigmoid\" if it is a binary "
-                                 "classifier's logit)")
-    return Probability("softmax", f"p: softmax over the {count} classes, assumed (pass probability=\"sigmoid\" "
+        return Probability(None, "one score, shown as it is (assumed: pass probability=\"sigmoid\" if it is a "
+                                 "binary classifier's logit)")
+    return Probability("softmax", f"p is a softmax over the {count} classes (assumed: pass probability=\"sigmoid\" "
                                   f"for a multi-label model, None for the scores as they are)")
 
 

@@ -133,4 +133,4 @@ def describe(model: nn.Module, found: Explanation, class_names: Optional[Sequenc
                f"{said(top)}"
     else:
         line = f"Target class: {said(int(target))}; the model's top class is {said(top)}"
-    return line + (f"\n({how.assumed})" if how.assumed else "")
+    return line + (f"\n{how.assumed}" if how.assumed else "")

@@ -39,6 +39,22 @@ def outputs_at_its_own_size(model, size):
         return model(torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))).logits
 
 
+def test_a_swin_that_the_old_dry_run_broke_keeps_its_windows():
+    """Swin-T's layout (224 px, windows of 7), tiny widths: a dry run at 128 px made its last stage 4x4,
+    smaller than its windows, so it shrank them in place, and the model failed at 224 px for good."""
+    torch.manual_seed(0)
+    model = transformers.SwinForImageClassification(transformers.SwinConfig(
+        image_size=224, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=7,
+        num_labels=5)).eval()
+    before = outputs_at_its_own_size(model, 224)
+    assert "pools the grid away" in explain_target_layer(model)
+    assert gradcam(model, default_target_layers(model), 1, torch.randn(1, 3, 224, 224)).shape == (224, 224)
+    with pytest.raises(ValueError):
+        gradcam(model, default_target_layers(model), 1, torch.randn(1, 3, 128, 128))     # its windows do not fit
+    assert torch.equal(outputs_at_its_own_size(model, 224), before)
+    assert {layer.window_size for layer in model.modules() if hasattr(layer, "shift_size")} == {7}
+
+
 def test_swin_is_left_exactly_as_it_was_by_every_path(mirror, capsys):
     """The dry run tried 128 px first, and Swin shrank its window_size in place; now its own size comes
     first, and every run is a copy. Each path below, then the model's outputs at 64 px are unchanged."""
@@ -123,3 +139,20 @@ def test_an_embedding_model_is_told_similarity_and_its_code_runs(mirror):
     assert ours.shape == (32, 32) and ours.max() > 0.99
     tutorial = gradcam(model, layers, SimilarityToConceptTarget(advice["concept"]), x)
     assert np.abs(ours - tutorial).max() < 1e-6
+
+
+def test_tokens_without_a_pooler_are_told_the_class_tokens_similarity_and_its_code_runs(mirror):
+    torch.manual_seed(0)
+    model = transformers.ViTModel(transformers.ViTConfig(image_size=32, patch_size=8, **TINY),
+                                  add_pooling_layer=False).eval()
+    x, _ = load_image(mirror / "both.png", model=model, mean=[0.5] * 3, std=[0.5] * 3)    # the note's advice
+    layers = default_target_layers(model)
+    with pytest.raises(ValueError, match=r"tokens \[1, 17, 16\] \(last_hidden_state\)") as error:
+        gradcam(model, layers, 0, x)
+    from helpers.targets import image_output
+
+    advice = run_advice(str(error.value), {"model": model, "reference_tensor": x.flip(-1),
+                                           "image_output": image_output})
+    assert advice["concept"].shape == (16,)
+    heatmap = gradcam(model, layers, advice["target"], x)
+    assert heatmap.shape == (32, 32) and np.isfinite(heatmap).all()

@@ -336,6 +336,26 @@ def test_several_heads_are_told_a_target_and_a_wrapper_that_both_run(kind):
     assert np.abs(via_target - via_wrapper).max() < AGREE and via_target.max() > 0.99
 
 
+@pytest.mark.parametrize("kind", ["video", "tokens in a dict"])
+def test_other_outputs_are_told_a_target_whose_code_runs(kind):
+    class Other(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = SmallCNN(classes=4)
+
+        def forward(self, x):
+            features = self.net.features(x)                           # [N, 16, h, w]
+            if kind == "video":
+                return torch.stack([features, features * 2], dim=2)    # [N, 16, 2, h, w]
+            return {"sequence": features.flatten(2).transpose(1, 2)}   # [N, h * w, 16]
+
+    model, x = Other().eval(), noise(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="pass a target") as error:
+        gradcam(model, [model.net.features[2]], None, x)
+    heatmap = gradcam(model, [model.net.features[2]], run_advice(str(error.value), {})["target"], x)
+    assert heatmap.shape == (16, 16) and np.isfinite(heatmap).all()
+
+
 def test_one_score_tensor_on_an_object_and_a_regression_need_no_target(capsys):
     class Scores(nn.Module):
         def __init__(self):
@@ -394,7 +414,7 @@ def test_any_class_count_prints_names_that_fit(classes, capsys):
     out = capsys.readouterr().out
     p3, p_top = torch.softmax(logits, 0)[3].item(), torch.softmax(logits, 0)[top].item()
     assert f"Target class: class 3 (p = {p3:.3g}); the model's top class is class {top} (p = {p_top:.3g})" in out
-    assert "tiger shark" not in out and f"softmax over the {classes} classes, assumed" in out
+    assert "tiger shark" not in out and f"p is a softmax over the {classes} classes (assumed: pass probability=" in out
     viz_gradcam(model, [model.features[2]], None, x, rgb, show=False, class_names=[f"n{i}" for i in range(classes)],
                 probability=None)
     assert f"Predicted class: {top} · n{top} (score = {float(logits[top]):.3g})" in capsys.readouterr().out

@@ -244,6 +244,28 @@ def load_image(source: ImageSource, size: Optional[int] = None, model: Optional[
         size = 224 if wanted is None else min(wanted.size)
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an int of at least 8 pixels, got {size!r}")
+    image, name = open_rgb(source)
+    new_size = target_size(*image.size, size=size)
+    if wanted is not None and wanted.fixed:
+        new_size = (wanted.size[1], wanted.size[0])          # (width, height), the whole image
+    if new_size != image.size:
+        image = image.resize(new_size, Image.Resampling.BICUBIC)
+    rgb_image = np.asarray(image, dtype=np.float32) / 255.0
+    pixels = rgb_image if len(mean) == 3 else (rgb_image @ LUMINANCE)[:, :, None]
+    normalised = (pixels - mean) / std
+    input_tensor = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None]
+    return input_tensor, rgb_image
+
+
+def open_rgb(source: ImageSource) -> Tuple[Image.Image, str]:
+    """``source`` (as for :func:`load_image`) decoded, upright (EXIF orientation) and in 8-bit RGB,
+    at its own size; with a name for messages.
+
+    Raises ``ValueError`` or ``OSError`` (naming the file) for anything that is not a readable image.
+
+    >>> open_rgb(Image.new("L", (30, 20)))[0].mode
+    'RGB'
+    """
     image, name = _open(source)
     width, height = image.size
     if width * height > MAX_PIXELS:
@@ -255,16 +277,7 @@ def load_image(source: ImageSource, size: Optional[int] = None, model: Optional[
         image = _to_rgb(image)
     except (OSError, SyntaxError, ValueError) as error:  # Pillow raises all three for broken files
         raise OSError(f"{name} could not be read as an image: {error}") from error
-    new_size = target_size(*image.size, size=size)
-    if wanted is not None and wanted.fixed:
-        new_size = (wanted.size[1], wanted.size[0])          # (width, height), the whole image
-    if new_size != image.size:
-        image = image.resize(new_size, Image.Resampling.BICUBIC)
-    rgb_image = np.asarray(image, dtype=np.float32) / 255.0
-    pixels = rgb_image if len(mean) == 3 else (rgb_image @ LUMINANCE)[:, :, None]
-    normalised = (pixels - mean) / std
-    input_tensor = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None]
-    return input_tensor, rgb_image
+    return image, name
 
 
 #: How Pillow (and ITU-R 601) weighs red, green and blue in a grey image.

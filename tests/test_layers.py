@@ -24,10 +24,11 @@ LAYERS: List[Tuple[str, ...]] = [
     ("modelstate",),                               # a model's lock, eval mode, device and dtype
     ("architectures",),                            # layouts of layer outputs, the dry run, target layers
     ("cam", "images", "models"),                   # the CAM mechanism; load_image; load_model
-    ("viz", "trust", "check", "explorer_state"),   # pictures; other methods, tests of them; the checker;
-                                                   # what an explorer shows
-    ("shortcut", "setup", "explorer_graphs"),      # episode 9's experiment; the set-up; an explorer's maps
-    ("claims", "widgets"),                         # the lesson's claims; the explorer's view
+    ("viz", "trust", "check", "explorer_state",    # pictures; other methods, tests of them; the checker;
+     "audit_data"),                                # what an explorer shows; reading a dataset for an audit
+    ("shortcut", "setup", "explorer_graphs",       # episode 9's experiment; the set-up; an explorer's maps;
+     "audit_sheet"),                               # an audit's suspects and their contact sheet
+    ("claims", "widgets", "audit"),                # the lesson's claims; the explorer's view; a dataset's audit
 ]
 #: ``helpers/__init__.py`` imports each public name on first use (importlib), so it sits above all.
 ABOVE_ALL = {"__init__"}

@@ -422,6 +422,10 @@ def _layer_from(model: nn.Module, name: str) -> nn.Module:
                          f"{', '.join(n for n, _ in list(model.named_children())[-3:])}") from None
 
 
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.audit", description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="a folder of images: one subfolder per class, or flat")
@@ -445,13 +449,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--save-every", type=float, default=60.0, help="seconds between writes of --out")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-
+    try:
+        parse_shard(args.shard)                         # before the model loads: a wrong shard fails at once
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     model = _model_from(args.model) if args.model else load_model()
     layers = [_layer_from(model, args.layer)] if args.layer else None
     target = int(args.target) if args.target.isdigit() else args.target
     labels = json.loads(Path(args.labels).read_text()) if args.labels else None
     # A cluster's scheduler stops a job with SIGTERM: stop as Ctrl-C does, writing what is done.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         table = audit(model, args.folder, layers, target, out=args.out, regions=args.regions,
                       batch_size=args.batch_size, device=args.device, num_workers=args.workers, shard=args.shard,
@@ -462,6 +470,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, FileNotFoundError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     written = shard_path(args.out, parse_shard(args.shard))
     wrong = int((table.correct == False).sum())                     # noqa: E712 (a nullable column)
     print(f"{len(table)} images in {written}: {int((table.error != '').sum())} could not be read or explained, "

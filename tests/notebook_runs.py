@@ -27,9 +27,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 from runall import Run, run_all  # noqa: E402  (tools/, on sys.path through tests/conftest.py)
 
-#: The learners' notebooks and the live-coding handouts, whatever they are called today.
+#: The learners' notebooks (one per scheduled episode) and the live-coding handouts, whatever they are called today.
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 HANDOUTS = sorted((ROOT / "notebooks" / "handouts").glob("*.ipynb"))
+#: The self-study notebooks, from learners/ pages outside the schedule (run with the stand-in only).
+SELF_STUDY = sorted((ROOT / "notebooks" / "self-study").glob("*.ipynb"))
 STAND_IN = "efficientnet_lite0"
 
 

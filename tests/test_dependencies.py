@@ -66,7 +66,7 @@ def imported_modules(source: str) -> Set[str]:
 
 def sources() -> Dict[str, str]:
     texts = {str(path.relative_to(ROOT)): path.read_text() for path in sorted((ROOT / "helpers").glob("*.py"))}
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "notebooks" / "self-study").glob("*.ipynb")):
         cells = json.loads(path.read_text())["cells"]
         texts[str(path.relative_to(ROOT))] = "\n".join(
             "".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")

@@ -20,7 +20,8 @@ import notebooks as notebook_tool  # noqa: E402
 
 EPISODES = sorted((ROOT / "episodes").glob("[0-9]*.md"))
 NOTEBOOKS = ROOT / "notebooks"
-ALL_NOTEBOOKS = sorted(NOTEBOOKS.glob("*.ipynb")) + sorted((NOTEBOOKS / "handouts").glob("*.ipynb"))
+ALL_NOTEBOOKS = (sorted(NOTEBOOKS.glob("*.ipynb")) + sorted((NOTEBOOKS / "handouts").glob("*.ipynb"))
+                 + sorted((NOTEBOOKS / "self-study").glob("*.ipynb")))
 DIV = re.compile(r"^:{3,}\s*\{?\.?([\w-]+)\}?\s*$")
 END = re.compile(r"^:{3,}\s*$")
 
@@ -150,8 +151,9 @@ def test_every_image_resolves_inside_notebooks(notebook):
             target = os.path.realpath(os.path.join(notebook.parent, src))
             assert target.startswith(root + os.sep), f"{src} is outside notebooks/"
             assert os.path.isfile(target), f"{src} does not exist"
-            episode_copy = ROOT / "episodes" / Path(target).relative_to(root)
-            assert Path(target).read_bytes() == episode_copy.read_bytes(), f"{src} differs from the episode's"
+            copies = [ROOT / folder / Path(target).relative_to(root) for folder in ("episodes", "learners")]
+            assert any(c.is_file() and Path(target).read_bytes() == c.read_bytes() for c in copies), \
+                f"{src} differs from the episode's (or the self-study page's)"
 
 
 def test_figures_travel_with_the_notebooks(tmp_path, monkeypatch):
@@ -180,6 +182,32 @@ def test_figures_travel_with_the_notebooks(tmp_path, monkeypatch):
     (tmp_path / "outside.png").write_bytes(b"x")
     with pytest.raises(ValueError, match="inside notebooks"):
         notebook_tool.main([])
+
+
+def test_a_self_study_page_gets_a_notebook_of_its_own(tmp_path, monkeypatch):
+    """A learners' page that says ``self-study: true`` becomes notebooks/self-study/NAME.ipynb (no
+    handout, figures linked one folder up); a page that does not say so gets no notebook."""
+    learners, notebooks = tmp_path / "learners", tmp_path / "notebooks"
+    (learners / "fig").mkdir(parents=True)
+    (learners / "fig" / "sheet.png").write_bytes(b"\x89PNG sheet")
+    (learners / "audit.md").write_text("---\ntitle: 'Audit'\nself-study: true\n---\n\nText.\n\n"
+                                       "![Caption](fig/sheet.png){alt=\"a sheet\"}\n\n```python\nprint(1)\n```\n",
+                                       encoding="utf-8")
+    (learners / "reference.md").write_text("---\ntitle: 'Reference'\n---\n\n```python\nprint(2)\n```\n",
+                                           encoding="utf-8")
+    monkeypatch.setattr(notebook_tool, "EPISODES", tmp_path / "episodes")
+    monkeypatch.setattr(notebook_tool, "LEARNERS", learners)
+    monkeypatch.setattr(notebook_tool, "NOTEBOOKS", notebooks)
+    assert notebook_tool.self_study_pages() == [learners / "audit.md"]
+    assert notebook_tool.main([]) == 0 and notebook_tool.main(["--check"]) == 0
+    made = sorted(p.relative_to(notebooks).as_posix() for p in notebooks.rglob("*") if p.is_file())
+    assert made == ["fig/sheet.png", "self-study/audit.ipynb"]
+    cells = _cells(notebooks / "self-study" / "audit.ipynb")
+    text = "".join(_source(c) for c in cells)
+    assert "![a sheet](../fig/sheet.png)" in text and "Self-study" in text and "learners/audit.md" in text
+    assert [_source(c) for c in cells if c["cell_type"] == "code"] == ["print(1)"]
+    (learners / "audit.md").write_text((learners / "audit.md").read_text().replace("print(1)", "print(3)"))
+    assert notebook_tool.main(["--check"]) == 1
 
 
 def test_a_solution_keeps_its_answer_folded_when_run():

@@ -5,7 +5,8 @@
 - each code cell runs without an error unless it is tagged ``raises-exception`` (what
   ``nbval --nbval-lax`` checked, one test per cell: a failure names the notebook and the cell).
 
-Each notebook runs once, with the stand-in model, and these tests share that run
+The self-study notebooks (learners/ pages outside the schedule) run the same way. Each notebook runs
+once, with the stand-in model, and these tests share that run
 (tests/notebook_runs.py); the ResNet-50 run is tests/test_notebooks_resnet.py.
 """
 
@@ -15,7 +16,7 @@ import re
 
 import pytest
 
-from notebook_runs import HANDOUTS, NOTEBOOKS, cell_params, notebook_params, relative
+from notebook_runs import HANDOUTS, NOTEBOOKS, SELF_STUDY, cell_params, notebook_params, relative
 from runall import describe, run_all_report
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -25,7 +26,7 @@ def test_there_are_notebooks_and_handouts():
     assert NOTEBOOKS and HANDOUTS and len(NOTEBOOKS) == len(HANDOUTS)
 
 
-@pytest.mark.parametrize("path", notebook_params(NOTEBOOKS + HANDOUTS))
+@pytest.mark.parametrize("path", notebook_params(NOTEBOOKS + HANDOUTS + SELF_STUDY))
 def test_run_all_runs_every_cell(path, notebook_run):
     run = notebook_run(path)
     assert run.run_all, f"{relative(path)} has no code cell to run"
@@ -33,7 +34,7 @@ def test_run_all_runs_every_cell(path, notebook_run):
         pytest.fail(run_all_report(run), pytrace=False)
 
 
-@pytest.mark.parametrize("path, index", cell_params(NOTEBOOKS + HANDOUTS))
+@pytest.mark.parametrize("path, index", cell_params(NOTEBOOKS + HANDOUTS + SELF_STUDY))
 def test_cell_runs_without_an_unexpected_error(path, index, notebook_run):
     run = notebook_run(path)
     assert index in run.final, f"{relative(path)} cell {index} never ran"

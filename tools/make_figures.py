@@ -51,5 +51,29 @@ def gradcam_steps(path: Path) -> None:
     print(f"wrote {path}")
 
 
+#: The boxes episode 4 uses, in pixels of the 224 x 224 image: (first row, last row + 1, first column, last column + 1).
+BOXES = {"dog": (13, 130, 76, 166), "cat": (130, 224, 45, 202)}
+
+
+def boxes(path: Path) -> None:
+    """The lesson's photo with the two boxes of episode 4, labelled with their rows and columns."""
+    from matplotlib.patches import Rectangle
+
+    _, rgb_image = load_image(fetch("both.png"))
+    figure, axis = plt.subplots(figsize=(4.6, 4.6), layout="constrained")
+    axis.imshow(rgb_image)
+    for (name, (top, bottom, left, right)), colour in zip(BOXES.items(), ("#56b4e9", "#e69f00")):
+        axis.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
+                                 edgecolor=colour, linewidth=2.5))
+        axis.text(left + 2, top + 10, f"{name}: rows {top}:{bottom}, columns {left}:{right}", fontsize=8,
+                  color="black", bbox=dict(facecolor=colour, alpha=0.9, pad=1.5, edgecolor="none"))
+    axis.set_xticks([0, 56, 112, 168, 223])
+    axis.set_yticks([0, 56, 112, 168, 223])
+    axis.tick_params(labelsize=7)
+    figure.savefig(path, dpi=90)
+    print(f"wrote {path}")
+
+
 if __name__ == "__main__":
     gradcam_steps(ROOT / "episodes" / "fig" / "gradcam-steps.png")
+    boxes(ROOT / "episodes" / "fig" / "boxes.png")

@@ -23,6 +23,10 @@ notebooks and handouts run it under ``%%expect_error TypeError`` (helpers/soluti
 traceback shows, and Run All goes on. The site's pages, run by nbclient, tag it
 ``raises-exception`` instead, so that they show the code as written.
 
+Self-study pages (``learners/NAME.md`` whose front matter says ``self-study: true``) are
+lessons outside the workshop's schedule, written like episodes: each becomes
+``notebooks/self-study/NAME.ipynb`` (no handout), run by the tests like every notebook.
+
 Figures travel with the notebooks: every image an episode shows (``fig/NAME.png``) is copied to
 ``notebooks/fig/``, the folder JupyterLab serves, and the handouts link ``../fig/NAME.png``.
 Outputs are left empty.
@@ -41,8 +45,10 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 EPISODES = ROOT / "episodes"
+LEARNERS = ROOT / "learners"
 NOTEBOOKS = ROOT / "notebooks"
 HANDOUTS = "handouts"
+SELF_STUDY = "self-study"
 FIGURES = "fig"
 
 OPEN_DIV = re.compile(r"^:{3,}\s*\{?\.?([\w-]+)\}?\s*$")
@@ -76,6 +82,23 @@ COLLAPSED = "click this line to open it; once run, its output opens the same way
 
 def episodes() -> List[Path]:
     return sorted(EPISODES.glob("[0-9]*.md"))
+
+
+def self_study_pages() -> List[Path]:
+    """The learners' pages that are lessons of their own, outside the schedule (``self-study: true``)."""
+    return sorted(path for path in LEARNERS.glob("*.md")
+                  if re.search(r"^self-study:\s*true\s*$", _front(path), re.MULTILINE | re.IGNORECASE))
+
+
+def _front(path: Path) -> str:
+    """The front matter of a Markdown file, as text ("" when it has none)."""
+    text = path.read_text(encoding="utf-8")
+    match = re.match(r"---\n(.*?)\n---\n", text, re.DOTALL)
+    return match.group(1) if match else ""
+
+
+def is_self_study(path: Path) -> bool:
+    return path.resolve().parent == LEARNERS.resolve()
 
 
 def leading_comments(code: str) -> List[str]:
@@ -241,10 +264,14 @@ def _details(summary: str, text: str) -> str:
 def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
     """The notebook for one episode, without outputs, for learners, the site or a handout."""
     meta, parts = parse_episode(path)
+    self_study = is_self_study(path)
+    timing = ("*Self-study: outside the workshop's schedule.*" if self_study else
+              f"*Teaching: {meta.get('teaching', '?')} min · Exercises: {meta.get('exercises', '?')} min*")
+    source = f"{path.parent.name}/{path.name}"
     cells = [nbformat.v4.new_markdown_cell(
-        f"# {meta.get('title', path.stem)}\n\n*Teaching: {meta.get('teaching', '?')} min · "
-        f"Exercises: {meta.get('exercises', '?')} min*\n\n"
-        f"<!-- {GENERATED} episodes/{path.name} by tools/notebooks.py: edit the episode, not this notebook. -->")]
+        f"# {meta.get('title', path.stem)}\n\n{timing}\n\n"
+        f"<!-- {GENERATED} {source} by tools/notebooks.py: edit the {'page' if self_study else 'episode'}, "
+        f"not this notebook. -->")]
     if target == HANDOUT:
         cells.append(nbformat.v4.new_markdown_cell(
             "*Live-coding handout: type the code along with your instructor. Cells that start with "
@@ -280,7 +307,7 @@ def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
             cells.append(nbformat.v4.new_code_cell(source, metadata=metadata))
             continue
         text = part.text
-        if target == HANDOUT:
+        if target == HANDOUT or self_study:         # one folder down from notebooks/fig/
             text = _relink_figures(text, "../")
         if part.fold in FOLDED:
             shown = seen.get(part.group, 0)
@@ -297,7 +324,7 @@ def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
     }
-    prefix = "handout" if target == HANDOUT else path.stem[:40]
+    prefix = "handout" if target == HANDOUT else ("self-study-" if self_study else "") + path.stem[:40]
     for index, cell in enumerate(notebook.cells):  # stable ids, so regeneration is reproducible
         cell.id = f"{prefix}-{index:03d}"
     return notebook
@@ -372,10 +399,17 @@ def notebook_text(notebook: nbformat.NotebookNode) -> str:
     return nbformat.writes(notebook) + "\n"
 
 
+def notebook_path(path: Path) -> Path:
+    """Where the learners' notebook of an episode or a self-study page goes."""
+    return NOTEBOOKS / (SELF_STUDY if is_self_study(path) else "") / f"{path.stem}.ipynb"
+
+
 def outputs(path: Path) -> Dict[Path, bytes]:
-    """{target path: content} for one episode: its notebook, its handout and its figures."""
-    result = {NOTEBOOKS / f"{path.stem}.ipynb": notebook_text(render(path, LEARNER)).encode(),
-              NOTEBOOKS / HANDOUTS / f"{path.stem}.ipynb": notebook_text(render(path, HANDOUT)).encode()}
+    """{target path: content} for one episode (its notebook, its handout and its figures) or one
+    self-study page (its notebook and its figures)."""
+    result = {notebook_path(path): notebook_text(render(path, LEARNER)).encode()}
+    if not is_self_study(path):
+        result[NOTEBOOKS / HANDOUTS / f"{path.stem}.ipynb"] = notebook_text(render(path, HANDOUT)).encode()
     for target, source in figures(path).items():
         result[target] = source.read_bytes()
     return result
@@ -385,7 +419,8 @@ def _generated() -> List[Path]:
     """What an earlier run wrote: notebooks and handouts that say so, and notebooks/fig/.
     A learner's own notebook in notebooks/ is not touched."""
     found = [p for p in (NOTEBOOKS / FIGURES).rglob("*") if p.is_file()] if (NOTEBOOKS / FIGURES).is_dir() else []
-    for path in list(NOTEBOOKS.glob("*.ipynb")) + list((NOTEBOOKS / HANDOUTS).glob("*.ipynb")):
+    for path in [*NOTEBOOKS.glob("*.ipynb"), *(NOTEBOOKS / HANDOUTS).glob("*.ipynb"),
+                 *(NOTEBOOKS / SELF_STUDY).glob("*.ipynb")]:
         if GENERATED in path.read_text(encoding="utf-8", errors="replace"):
             found.append(path)
     return found
@@ -395,7 +430,7 @@ def main(argv: List[str]) -> int:
     check = "--check" in argv
     stale = []
     wanted: Dict[Path, bytes] = {}
-    for path in episodes():
+    for path in episodes() + self_study_pages():
         wanted.update(outputs(path))
     leftovers = [p for p in _generated() if p.resolve() not in {t.resolve() for t in wanted}]
     if check:

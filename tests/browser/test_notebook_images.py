@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "notebooks" / "handouts").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "notebooks" / "handouts").glob("*.ipynb")) \
+    + sorted((ROOT / "notebooks" / "self-study").glob("*.ipynb"))
 IMAGES = re.compile(r"!\[[^\]]*\]\(|<img\b")
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .architectures import input_channels, input_size, needs_fixed_size, taken_size
+from .architectures import input_channels, input_size, needs_fixed_size, taken_size, torchvision_weights
 from .downloads import MAX_IMAGE_BYTES, read_url
 
 if TYPE_CHECKING:                                     # pragma: no cover
@@ -177,33 +177,6 @@ def _own_preprocessing(module: "nn.Module") -> Optional[Preprocessing]:
         side = int(transforms.crop_size[0])
         return Preprocessing(tuple(transforms.mean), tuple(transforms.std), (side, side), needs_fixed_size(module),
                              f"torchvision's {weights}")
-    return None
-
-
-def torchvision_weights(model: "nn.Module"):
-    """The torchvision ImageNet weights made for ``model``'s architecture, or None.
-
-    Matched by the builder's class and the number of parameters without the classifier (so a
-    model given a new head for other classes still matches): ``Inception_V3_Weights.IMAGENET1K_V1``
-    for ``inception_v3(num_classes=2)``. Reads torchvision's metadata only; nothing is downloaded.
-    """
-    import torch.nn as nn
-    import torchvision.models as models
-
-    if not type(model).__module__.startswith("torchvision.models."):
-        return None
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    classes = linears[-1].out_features if linears else None
-    heads = [m for m in linears if m.out_features == classes]
-    body = sum(p.numel() for p in model.parameters()) - sum(p.numel() for h in heads for p in h.parameters())
-    for name in models.list_models(module=models):
-        if models.get_model_builder(name).__annotations__.get("return") is not type(model):
-            continue
-        for weights in models.get_model_weights(name):
-            count = len(weights.meta["categories"])
-            their_heads = sum(h.in_features * count + (count if h.bias is not None else 0) for h in heads)
-            if weights.meta["num_params"] - their_heads == body:
-                return weights
     return None
 
 

@@ -21,7 +21,7 @@ PACKAGE = ROOT / "helpers"
 LAYERS: List[Tuple[str, ...]] = [
     ("_files", "solutions"),                       # no helpers imports at all
     ("labels", "downloads"),                       # class names; the lesson's files (no torch)
-    ("modelstate",),                               # a model's lock, eval mode, device and dtype
+    ("modelstate", "targets"),                     # a model's lock, eval copy, device and dtype; what a score is
     ("architectures",),                            # layouts of layer outputs, the dry run, target layers
     ("cam", "images", "models"),                   # the CAM mechanism; load_image; load_model
     ("viz", "trust", "check", "explorer_state",    # pictures; other methods, tests of them; the checker;

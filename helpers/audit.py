@@ -45,6 +45,7 @@ from .audit_sheet import contact_sheet, suspects
 from .cam import check_target_layers, compute_cams, layer_name, shown_name
 from .models import MODEL_NAMES, default_target_layers, load_model
 from .modelstate import model_device
+from .targets import Probability, Target, chosen_classes, describe_target, probability_of, target_scores
 
 __all__ = ["audit", "read_table", "load_maps", "contact_sheet", "suspects", "SCHEMA", "main"]
 
@@ -54,19 +55,20 @@ SCHEMA: Dict[str, str] = {
     "predicted_name": "str", "probability": "float64", "correct": "boolean", "target": "Int64",
     "target_name": "str", "score": "float64", "peak_x": "float64", "peak_y": "float64", "peak_value": "float64",
     "region_share": "float64", "region_area": "float64", "width": "Int64", "height": "Int64", "error": "str",
-    "model": "str", "layer": "str", "method": "str", "map_file": "str",
+    "model": "str", "layer": "str", "method": "str", "explained": "str", "map_file": "str",
 }
-#: What ``target=`` may name besides a class id.
+#: What ``target=`` may name besides a class id or a function of the model's output.
 TARGET_RULES = ("prediction", "label")
 
 
 def audit(model: nn.Module, data: Any, target_layers: Optional[Sequence[nn.Module]] = None,
-          target: Union[str, int] = "prediction", *, out: Optional[Union[str, os.PathLike]] = None,
+          target: Union[str, Target] = "prediction", *, out: Optional[Union[str, os.PathLike]] = None,
           regions: Any = None, batch_size: int = 16, device: Optional[Union[str, torch.device]] = None,
           num_workers: int = 0, shard: Union[str, Tuple[int, int], None] = None,
           save_maps: Union[bool, str, os.PathLike] = False, map_size: int = 32,
           labels: Optional[Mapping[str, int]] = None, names: Any = None, size: Optional[int] = None,
-          method: str = "GradCAM", progress: bool = True, save_every: float = 60.0) -> pd.DataFrame:
+          method: str = "GradCAM", probability: object = "auto", progress: bool = True,
+          save_every: float = 60.0) -> pd.DataFrame:
     """One row per image of ``data``: prediction, label, the map's peak and strength, its share in a region.
 
     - ``data``: a folder of images (subfolders are classes, numbered in sorted order as ``ImageFolder``
@@ -74,8 +76,10 @@ def audit(model: nn.Module, data: Any, target_layers: Optional[Sequence[nn.Modul
       ``(image, label)``, an image alone, or a dict; images as tensors ``[C, H, W]`` or PIL images) or an
       unshuffled ``DataLoader``. A folder's images are scaled whole to the model's size (``size`` px
       square, by default the size ``helpers.images.preprocessing`` gives) and normalised as it says.
-    - ``target``: the class explained: ``"prediction"`` (the top class), ``"label"`` (the true one) or a
-      class id.
+    - ``target``: what is explained: ``"prediction"`` (the top class), ``"label"`` (the true class), a
+      class id, or any target ``helpers.targets`` takes: a function of the model's output for one image
+      that gives one number (pytorch-grad-cam's target objects, such as ``ClassifierOutputTarget(245)``,
+      work unchanged). Its value for each image is the row's ``score``.
     - ``out``: a ``.parquet`` or ``.csv`` file, written every ``save_every`` seconds, at the end and on
       Ctrl-C; a second call with the same ``out`` skips the images already in it (rows with an error
       are tried again). ``shard="3/16"``: only every 16th image from the 4th (numbered from 0), written to
@@ -85,13 +89,18 @@ def audit(model: nn.Module, data: Any, target_layers: Optional[Sequence[nn.Modul
     - ``save_maps``: True (beside ``out``) or a folder: each map as a ``map_size`` grid of float16, in
       one ``.npz`` per write; ``load_maps`` reads them.
     - ``device``: CUDA when there is one; the caller's model is copied there and left where it is.
+    - ``names``: the class names (a list, or a dict id -> name); by default the model's own (Hugging Face's
+      ``id2label``), ImageNet's for 1000 classes, a folder's class folders' names. ``probability``: how
+      scores become the ``probability`` column ("softmax", "sigmoid" or None; see ``helpers.targets``).
 
     The rows of images that cannot be read hold the error, and no prediction. The caller's model is
     left as it was (mode, weights, BatchNorm statistics, hooks).
     """
-    if isinstance(target, str) and target not in TARGET_RULES or isinstance(target, bool) \
-            or not isinstance(target, (str, int, np.integer)):
-        raise ValueError(f"target is 'prediction', 'label' or a class id (an int), got {target!r}")
+    if isinstance(target, str) and target not in TARGET_RULES or isinstance(target, bool) or target is None \
+            or not (isinstance(target, (str, int, np.integer)) or callable(target)):
+        raise ValueError(f"target is 'prediction', 'label', a class id (an int) or a function of the model's output "
+                         f"for one image (such as pytorch-grad-cam's ClassifierOutputTarget), got {target!r}")
+    rule = target if isinstance(target, str) else None
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size is a whole number of images, at least 1, got {batch_size!r}")
     layers = default_target_layers(model) if target_layers is None else check_target_layers(model, target_layers)
@@ -102,21 +111,22 @@ def audit(model: nn.Module, data: Any, target_layers: Optional[Sequence[nn.Modul
     maps_folder = _maps_folder(save_maps, path)
     runner, run_layers = _on_device(model, layers, device)
     settings = {"model": str(getattr(model, "lesson_name", type(model).__name__)),
-                "layer": "+".join(shown_name(model, layer) for layer in layers), "method": method}
+                "layer": "+".join(shown_name(model, layer) for layer in layers), "method": method,
+                "explained": rule or describe_target(target)}
     done = _done(path, settings)
     source = Source(data, scaling_for(model, size), Regions.read(regions) if regions is not None else None, labels)
-    if target == "label" and source.unlabelled:
+    if rule == "label" and source.unlabelled:
         raise ValueError("target='label' explains each image's true label, but this folder has no labels (no class "
                          "subfolders): use target='prediction', or put the images in one subfolder per class")
     reader = _Reader(source, shard, done, batch_size, num_workers, model_device(runner).type == "cuda")
-    names = _Names(names if names is not None else source.names)
+    classes = _Classes(model, names if names is not None else source.names, probability)
     table = _Table(path, done, maps_folder, save_every)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=reader.todo, desc="auditing", unit="img", disable=not progress)
     try:
         for items in reader:
-            rows, maps = _explain(runner, run_layers, items, target, method, names, map_size if maps_folder else 0)
+            rows, maps = _explain(runner, run_layers, items, target, method, classes, map_size if maps_folder else 0)
             table.add(rows, maps, settings)
             bar.update(len(items))
             bar.set_postfix(errors=table.errors, refresh=False)
@@ -178,42 +188,46 @@ class _Reader:
                     yield items
 
 
-class _Names:
-    """The class names for a model of so many classes (``audit_data.class_names``), made once."""
+class _Classes:
+    """The class names, and how scores become probabilities, for a model of so many classes; made once."""
 
-    def __init__(self, given: Any) -> None:
-        self.given, self.made = given, {}
+    def __init__(self, model: nn.Module, given: Any, probability: object) -> None:
+        self.model, self.given, self.made = model, given, {}
+        self.kind = probability_of(model, 2, probability)           # checks ``probability`` at once
+        self.given_probability = probability
         self.latest: List[str] = [] if given is None or isinstance(given, Mapping) else list(map(str, given))
 
-    def __call__(self, count: int) -> List[str]:
+    def __call__(self, count: int) -> Tuple[List[str], Probability]:
         if count not in self.made:
-            self.made[count] = class_names(self.given, count)
-        self.latest = self.made[count]
-        return self.latest
+            self.made[count] = (class_names(self.given, count, self.model),
+                                probability_of(self.model, count, self.given_probability))
+        self.latest = self.made[count][0]
+        return self.made[count]
 
 
 # --- one batch: the maps, the numbers -----------------------------------------------------------
 
-def _explain(model: nn.Module, layers: List[nn.Module], items: List[Item], target, method: str,
-             names: "_Names", map_size: int) -> Tuple[List[dict], Dict[str, np.ndarray]]:
+def _explain(model: nn.Module, layers: List[nn.Module], items: List[Item], target: object, method: str,
+             classes: _Classes, map_size: int) -> Tuple[List[dict], Dict[str, np.ndarray]]:
     """The rows of one batch, and its maps as small float16 grids (when ``map_size``)."""
     rows, maps_out, ready = [], {}, []
     for item in items:
         if item.error:
-            rows.append(_row(item, names.latest, error=item.error))
-        elif target == "label" and item.label is None:
-            rows.append(_row(item, names.latest, error="target='label', but this image has no label"))
+            rows.append(_row(item, classes.latest, error=item.error))
+        elif isinstance(target, str) and target == "label" and item.label is None:
+            rows.append(_row(item, classes.latest, error="target='label', but this image has no label"))
         else:
             ready.append(item)
     for group in _same_size(ready):
         images = torch.stack([item.tensor for item in group])
-        ids = [None if target == "prediction" else item.label if target == "label" else int(target) for item in group]
+        targets = [None if isinstance(target, str) and target == "prediction" else
+                   item.label if isinstance(target, str) else target for item in group]
         try:
-            maps, logits = compute_cams(model, layers, ids, images, method=method, stretch=False)
+            maps, scores = compute_cams(model, layers, targets, images, method=method, stretch=False)
         except Exception as error:                     # a batch the model cannot explain: its rows say why
-            rows += [_row(item, names.latest, error=f"{type(error).__name__}: {error}") for item in group]
+            rows += [_row(item, classes.latest, error=f"{type(error).__name__}: {error}") for item in group]
             continue
-        rows += _measures(group, maps, logits, ids, names(logits.shape[1]))
+        rows += _measures(group, maps, scores, targets, classes)
         if map_size:
             height, width = maps.shape[1:]
             small = F.adaptive_avg_pool2d(torch.from_numpy(maps)[:, None], (min(map_size, height), min(map_size, width)))
@@ -221,26 +235,42 @@ def _explain(model: nn.Module, layers: List[nn.Module], items: List[Item], targe
     return rows, maps_out
 
 
-def _measures(group: List[Item], maps: np.ndarray, logits: torch.Tensor, ids: List[Optional[int]],
-              names: List[str]) -> List[dict]:
-    """Each image's row: the prediction, the class explained and its score, the map's peak and strength, and
-    its share in the region."""
-    probabilities = torch.softmax(logits.float(), dim=1)
-    top = probabilities.max(dim=1)
-    predicted, probability = top.indices.tolist(), top.values.tolist()
-    explained = [p if c is None else int(c) for p, c in zip(predicted, ids)]
-    scores = logits.float().gather(1, torch.tensor(explained, device=logits.device)[:, None])[:, 0].tolist()
+def _measures(group: List[Item], maps: np.ndarray, scores: Optional[torch.Tensor], targets: List[Target],
+              classes: _Classes) -> List[dict]:
+    """Each image's row: the prediction, what was explained and its score, the map's peak and strength, and
+    its share in the region. ``scores``: the class scores [N, classes], or (a model without them, such as a
+    detector) each target's score [N]."""
+    count = len(group)
+    predicted: List[Optional[int]] = [None] * count
+    probability, explained, values = [float("nan")] * count, [None] * count, [float("nan")] * count
+    names: List[str] = classes.latest
+    if scores is not None and scores.dim() == 2:
+        names, kind = classes(scores.shape[1])
+        predicted = scores.argmax(dim=1).tolist()
+        if kind.kind is not None:
+            chance = torch.softmax(scores.float(), dim=1) if kind.kind == "softmax" else torch.sigmoid(scores.float())
+            probability = chance.gather(1, torch.tensor(predicted, device=chance.device)[:, None])[:, 0].tolist()
+        explained = chosen_classes(scores, targets)
+        with torch.no_grad():
+            try:
+                values = target_scores(scores, targets).float().tolist()
+            except Exception:                       # a target that reads more than the class scores
+                pass
+    elif scores is not None:
+        values = scores.float().tolist()
     height, width = maps.shape[1:]
-    flat = maps.reshape(len(maps), -1)
+    flat = maps.reshape(count, -1)
     peaks = flat.argmax(axis=1)
     rows = []
     for i, item in enumerate(group):
         row, column = divmod(int(peaks[i]), width)
         file_width, file_height = item.file_size
         share, area = _share(maps[i], item.mask)
-        rows.append(_row(item, names, predicted=predicted[i], predicted_name=names[predicted[i]],
-                         probability=probability[i], target=explained[i], target_name=names[explained[i]],
-                         score=scores[i], peak_x=(column + 0.5) * file_width / width,
+        rows.append(_row(item, names, predicted=predicted[i],
+                         predicted_name=names[predicted[i]] if predicted[i] is not None else "",
+                         probability=probability[i], target=explained[i],
+                         target_name=names[explained[i]] if explained[i] is not None else describe_target(targets[i]),
+                         score=values[i], peak_x=(column + 0.5) * file_width / width,
                          peak_y=(row + 0.5) * file_height / height, peak_value=float(flat[i, peaks[i]]),
                          region_share=share, region_area=area))
     return rows
@@ -404,13 +434,18 @@ def _model_from(name: str) -> nn.Module:
     if name in MODEL_NAMES:
         return load_model(name)
     if ":" in name:
-        import importlib
-
-        module, _, function = name.partition(":")
-        return getattr(importlib.import_module(module), function)()
+        return _imported(name)()
     import torchvision
 
     return torchvision.models.get_model(name, weights="DEFAULT")
+
+
+def _imported(name: str) -> Any:
+    """``package.module:function`` -> the function."""
+    import importlib
+
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def _layer_from(model: nn.Module, name: str) -> nn.Module:
@@ -434,7 +469,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--model", default=None, help=f"{', '.join(MODEL_NAMES)}, a torchvision model name, or "
                         f"package.module:function that returns a model (default: the lesson's)")
     parser.add_argument("--layer", help="the target layer, such as layer4 (default: the model's last block)")
-    parser.add_argument("--target", default="prediction", help="prediction, label or a class id")
+    parser.add_argument("--target", default="prediction", help="prediction, label, a class id, or "
+                        "package.module:function that returns a target (such as a ClassifierOutputTarget)")
     parser.add_argument("--method", default="GradCAM")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when there is one)")
@@ -456,7 +492,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     model = _model_from(args.model) if args.model else load_model()
     layers = [_layer_from(model, args.layer)] if args.layer else None
-    target = int(args.target) if args.target.isdigit() else args.target
+    target = int(args.target) if args.target.isdigit() else _imported(args.target)() if ":" in args.target \
+        else args.target
     labels = json.loads(Path(args.labels).read_text()) if args.labels else None
     # A cluster's scheduler stops a job with SIGTERM: stop as Ctrl-C does, writing what is done.
     previous = signal.signal(signal.SIGTERM, _stop)

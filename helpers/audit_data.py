@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from .images import LUMINANCE, open_rgb, preprocessing
-from .labels import NUM_CLASSES, LABELS
+from .targets import class_names_of
 
 #: The file suffixes read as images (torchvision's, and .jfif); any other file is left out.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jfif", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -349,11 +349,12 @@ def keep_items(items: List[Item]) -> List[Item]:
     return items
 
 
-def class_names(names: Any, count: int) -> List[str]:
-    """A name for each of ``count`` classes: ``names`` (a list, or a dict id -> name) where given, ImageNet's
-    for a model of 1000 classes, else the class id as text."""
+def class_names(names: Any, count: int, model: Any = None) -> List[str]:
+    """A name for each of ``count`` classes: ``names`` (a list, or a dict id -> name) where given, else the
+    model's own (``helpers.targets.class_names_of``: Hugging Face's ``id2label``, ImageNet's for 1000
+    classes, else "class k")."""
     if names is None:
-        return list(LABELS) if count == NUM_CLASSES else [str(i) for i in range(count)]
+        return list(class_names_of(model, count))
     if isinstance(names, Mapping):
         return [str(names.get(i, i)) for i in range(count)]
     names = list(names)

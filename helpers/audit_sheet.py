@@ -59,11 +59,12 @@ def suspects(table: pd.DataFrame, n: int = 16, weak: float = 0.5) -> pd.DataFram
 def contact_sheet(table: pd.DataFrame, model: nn.Module, data: Any,
                   target_layers: Optional[Sequence[nn.Module]] = None, n: int = 16, regions: Any = None,
                   labels: Optional[Mapping[str, int]] = None, size: Optional[int] = None, method: str = "GradCAM",
-                  columns: int = 4, weak: float = 0.5):
+                  columns: int = 4, weak: float = 0.5, target: object = None):
     """A matplotlib figure of ``suspects(table, n)``: each image with its map (the class the table explained,
     recomputed here for these images only), its region's outline, and its numbers.
 
-    ``data``, ``regions``, ``labels``, ``size`` and ``method`` as given to ``audit`` for this table.
+    ``data``, ``regions``, ``labels``, ``size`` and ``method`` as given to ``audit`` for this table;
+    ``target`` too, where it was a function of the model's output (the table names only classes).
     """
     import matplotlib.pyplot as plt
 
@@ -88,7 +89,8 @@ def contact_sheet(table: pd.DataFrame, model: nn.Module, data: Any,
         if item.tensor is None:
             ax.set_title(f"{_short(row.image)}\ncannot be read now:\n{item.error[:60]}", fontsize=8)
             continue
-        cam, _ = compute_cams(model, layers, [int(row.target)], item.tensor[None], method=method)
+        explained = target if target is not None else None if pd.isna(row.target) else int(row.target)
+        cam, _ = compute_cams(model, layers, [explained], item.tensor[None], method=method)
         width, height = item.file_size
         ax.imshow(overlay(_for_eyes(item.tensor, scaling, isinstance(data, (str, os.PathLike))),
                           cam[0], alpha=0.5), extent=(0, width, height, 0))
@@ -113,7 +115,7 @@ def _caption(row: Any) -> str:
              f"predicted {row.predicted_name or row.predicted} ({row.probability:.0%})"]
     if not pd.isna(row.label):
         lines[-1] += f", label {row.label_name or row.label}"
-    if row.target != row.predicted:
+    if pd.isna(row.target) or row.target != row.predicted:
         lines.append(f"map of {row.target_name or row.target}")
     strength = f"peak {row.peak_value:.3g} ({row.strength:.2f}x the median)"
     if not pd.isna(row.region_area):

@@ -290,7 +290,7 @@ def test_targets_label_and_class_id(folder, tmp_path):
         audit(model, flat, size=SIZE, target="label", progress=False)
     table = audit(model, flat, size=SIZE, target="prediction", progress=False)      # the advice, run
     assert table.label.isna().all() and table.correct.isna().all() and len(table) == 2
-    with pytest.raises(ValueError, match="target is 'prediction', 'label' or a class id"):
+    with pytest.raises(ValueError, match="target is 'prediction', 'label', a class id"):
         audit(model, flat, target="dog", progress=False)
 
 
@@ -392,3 +392,26 @@ def test_the_command_line_end_to_end(folder, tmp_path, capsys):
     assert Image.open(sheet).size[0] > 600
     assert main(command[3:] + ["--shard", "2/2"]) == 2
     assert "shards are numbered from 0 to 1" in capsys.readouterr().err
+
+
+def test_any_target_helpers_take_a_target_object_or_a_function(folder):
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = tiny()
+    by_id = audit(model, folder, size=SIZE, target=1, progress=False)
+    by_object = audit(model, folder, size=SIZE, target=ClassifierOutputTarget(1), progress=False)
+    good = by_object.error == ""
+    assert by_object.target.isna().all() and set(by_object.target_name[good]) == {"ClassifierOutputTarget(1)"}
+    assert set(by_object.explained) == {"ClassifierOutputTarget(1)"} and set(by_id.explained) == {"class 1"}
+    assert np.allclose(by_object.peak_value[good], by_id.peak_value[good], rtol=1e-5)
+    assert np.allclose(by_object.score[good], by_id.score[good], rtol=1e-5)       # the logit of class 1
+    difference = audit(model, folder, size=SIZE, target=lambda output: output[1] - output[0], progress=False)
+    x = scaling_for(model, SIZE)(Image.open(folder / "cat" / "0.png"))[None]
+    with torch.no_grad():
+        logits = model(x)[0]
+    assert difference.score[0] == pytest.approx(float(logits[1] - logits[0]), rel=1e-4)
+    expected = gradcam(model, [model.relu2], lambda output: output[1] - output[0], x, stretch=False).max()
+    assert difference.peak_value[0] == pytest.approx(float(expected), rel=1e-5)
+    assert difference.target_name[0] == "your target (a lambda)"
+    figure = contact_sheet(difference, model, folder, n=4, size=SIZE, target=lambda output: output[1] - output[0])
+    assert any("map of your target (a lambda)" in ax.get_title() for ax in figure.axes)

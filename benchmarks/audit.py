@@ -152,7 +152,7 @@ def main() -> None:
     print(f"ResNet-50 (random weights), layer4, {args.images} images of 224 px, batch {args.batch_size}, "
           f"{args.workers} workers, {device_name}, torch {torch.__version__}")
     results = throughput(args)
-    print(f"\n| what | images/s | relative to a plain forward pass |\n|---|---:|---:|")
+    print("\n| what | images/s | relative to a plain forward pass |\n|---|---:|---:|")
     for name, value in results.items():
         print(f"| {name} | {value:.1f} | {value / results['forward']:.2f}x |")
     print(f"\naudit / forward: {results['audit'] / results['forward']:.2f} (target: at least 0.80); "

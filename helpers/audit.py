@@ -29,7 +29,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -39,24 +38,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .audit_data import (Item, Regions, Source, batch_items, class_names, keep_items, parse_shard, scaling_for,
-                         shard_path, shard_positions)
+from .audit_data import Item, Source, batch_items, keep_items, parse_shard, scaling_for, shard_path, shard_positions
+from .audit_regions import Regions
 from .audit_sheet import contact_sheet, suspects
+from .audit_table import SCHEMA, Classes, Table, done_ids, load_maps, maps_folder, measures, read_table, row
 from .cam import check_target_layers, compute_cams, layer_name, shown_name
 from .models import MODEL_NAMES, default_target_layers, load_model
 from .modelstate import model_device
-from .targets import Probability, Target, chosen_classes, describe_target, probability_of, target_scores
+from .targets import Target, describe_target
 
 __all__ = ["audit", "read_table", "load_maps", "contact_sheet", "suspects", "SCHEMA", "main"]
 
-#: The table's columns and their types (pandas' nullable types: a missing label is <NA>).
-SCHEMA: Dict[str, str] = {
-    "index": "int64", "image": "str", "label": "Int64", "label_name": "str", "predicted": "Int64",
-    "predicted_name": "str", "probability": "float64", "correct": "boolean", "target": "Int64",
-    "target_name": "str", "score": "float64", "peak_x": "float64", "peak_y": "float64", "peak_value": "float64",
-    "region_share": "float64", "region_area": "float64", "width": "Int64", "height": "Int64", "error": "str",
-    "model": "str", "layer": "str", "method": "str", "explained": "str", "map_file": "str",
-}
 #: What ``target=`` may name besides a class id or a function of the model's output.
 TARGET_RULES = ("prediction", "label")
 
@@ -108,25 +100,25 @@ def audit(model: nn.Module, data: Any, target_layers: Optional[Sequence[nn.Modul
     path = shard_path(out, shard) if out is not None else None
     if path is not None and path.suffix.lower() not in (".parquet", ".csv"):
         raise ValueError(f"out is a .parquet or .csv file, got {path.name}")
-    maps_folder = _maps_folder(save_maps, path)
+    maps_at = maps_folder(save_maps, path)
     runner, run_layers = _on_device(model, layers, device)
     settings = {"model": str(getattr(model, "lesson_name", type(model).__name__)),
                 "layer": "+".join(shown_name(model, layer) for layer in layers), "method": method,
                 "explained": rule or describe_target(target)}
-    done = _done(path, settings)
+    done = done_ids(path, settings)
     source = Source(data, scaling_for(model, size), Regions.read(regions) if regions is not None else None, labels)
     if rule == "label" and source.unlabelled:
         raise ValueError("target='label' explains each image's true label, but this folder has no labels (no class "
                          "subfolders): use target='prediction', or put the images in one subfolder per class")
     reader = _Reader(source, shard, done, batch_size, num_workers, model_device(runner).type == "cuda")
-    classes = _Classes(model, names if names is not None else source.names, probability)
-    table = _Table(path, done, maps_folder, save_every)
+    classes = Classes(model, names if names is not None else source.names, probability)
+    table = Table(path, maps_at, save_every)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=reader.todo, desc="auditing", unit="img", disable=not progress)
     try:
         for items in reader:
-            rows, maps = _explain(runner, run_layers, items, target, method, classes, map_size if maps_folder else 0)
+            rows, maps = _explain(runner, run_layers, items, target, method, classes, map_size if maps_at else 0)
             table.add(rows, maps, settings)
             bar.update(len(items))
             bar.set_postfix(errors=table.errors, refresh=False)
@@ -188,34 +180,17 @@ class _Reader:
                     yield items
 
 
-class _Classes:
-    """The class names, and how scores become probabilities, for a model of so many classes; made once."""
-
-    def __init__(self, model: nn.Module, given: Any, probability: object) -> None:
-        self.model, self.given, self.made = model, given, {}
-        self.kind = probability_of(model, 2, probability)           # checks ``probability`` at once
-        self.given_probability = probability
-        self.latest: List[str] = [] if given is None or isinstance(given, Mapping) else list(map(str, given))
-
-    def __call__(self, count: int) -> Tuple[List[str], Probability]:
-        if count not in self.made:
-            self.made[count] = (class_names(self.given, count, self.model),
-                                probability_of(self.model, count, self.given_probability))
-        self.latest = self.made[count][0]
-        return self.made[count]
-
-
 # --- one batch: the maps, the numbers -----------------------------------------------------------
 
 def _explain(model: nn.Module, layers: List[nn.Module], items: List[Item], target: object, method: str,
-             classes: _Classes, map_size: int) -> Tuple[List[dict], Dict[str, np.ndarray]]:
+             classes: Classes, map_size: int) -> Tuple[List[dict], Dict[str, np.ndarray]]:
     """The rows of one batch, and its maps as small float16 grids (when ``map_size``)."""
     rows, maps_out, ready = [], {}, []
     for item in items:
         if item.error:
-            rows.append(_row(item, classes.latest, error=item.error))
+            rows.append(row(item, classes.latest, error=item.error))
         elif isinstance(target, str) and target == "label" and item.label is None:
-            rows.append(_row(item, classes.latest, error="target='label', but this image has no label"))
+            rows.append(row(item, classes.latest, error="target='label', but this image has no label"))
         else:
             ready.append(item)
     for group in _same_size(ready):
@@ -225,9 +200,9 @@ def _explain(model: nn.Module, layers: List[nn.Module], items: List[Item], targe
         try:
             maps, scores = compute_cams(model, layers, targets, images, method=method, stretch=False)
         except Exception as error:                     # a batch the model cannot explain: its rows say why
-            rows += [_row(item, classes.latest, error=f"{type(error).__name__}: {error}") for item in group]
+            rows += [row(item, classes.latest, error=f"{type(error).__name__}: {error}") for item in group]
             continue
-        rows += _measures(group, maps, scores, targets, classes)
+        rows += measures(group, maps, scores, targets, classes)
         if map_size:
             height, width = maps.shape[1:]
             small = F.adaptive_avg_pool2d(torch.from_numpy(maps)[:, None], (min(map_size, height), min(map_size, width)))
@@ -235,179 +210,11 @@ def _explain(model: nn.Module, layers: List[nn.Module], items: List[Item], targe
     return rows, maps_out
 
 
-def _measures(group: List[Item], maps: np.ndarray, scores: Optional[torch.Tensor], targets: List[Target],
-              classes: _Classes) -> List[dict]:
-    """Each image's row: the prediction, what was explained and its score, the map's peak and strength, and
-    its share in the region. ``scores``: the class scores [N, classes], or (a model without them, such as a
-    detector) each target's score [N]."""
-    count = len(group)
-    predicted: List[Optional[int]] = [None] * count
-    probability, explained, values = [float("nan")] * count, [None] * count, [float("nan")] * count
-    names: List[str] = classes.latest
-    if scores is not None and scores.dim() == 2:
-        names, kind = classes(scores.shape[1])
-        predicted = scores.argmax(dim=1).tolist()
-        if kind.kind is not None:
-            chance = torch.softmax(scores.float(), dim=1) if kind.kind == "softmax" else torch.sigmoid(scores.float())
-            probability = chance.gather(1, torch.tensor(predicted, device=chance.device)[:, None])[:, 0].tolist()
-        explained = chosen_classes(scores, targets)
-        with torch.no_grad():
-            try:
-                values = target_scores(scores, targets).float().tolist()
-            except Exception:                       # a target that reads more than the class scores
-                pass
-    elif scores is not None:
-        values = scores.float().tolist()
-    height, width = maps.shape[1:]
-    flat = maps.reshape(count, -1)
-    peaks = flat.argmax(axis=1)
-    rows = []
-    for i, item in enumerate(group):
-        row, column = divmod(int(peaks[i]), width)
-        file_width, file_height = item.file_size
-        share, area = _share(maps[i], item.mask)
-        rows.append(_row(item, names, predicted=predicted[i],
-                         predicted_name=names[predicted[i]] if predicted[i] is not None else "",
-                         probability=probability[i], target=explained[i],
-                         target_name=names[explained[i]] if explained[i] is not None else describe_target(targets[i]),
-                         score=values[i], peak_x=(column + 0.5) * file_width / width,
-                         peak_y=(row + 0.5) * file_height / height, peak_value=float(flat[i, peaks[i]]),
-                         region_share=share, region_area=area))
-    return rows
-
-
 def _same_size(items: List[Item]) -> List[List[Item]]:
     groups: Dict[tuple, List[Item]] = {}
     for item in items:
         groups.setdefault(tuple(item.tensor.shape), []).append(item)
     return list(groups.values())
-
-
-def _share(cam: np.ndarray, mask: Optional[np.ndarray]) -> Tuple[float, float]:
-    """The share of the map's weight inside ``mask``, and the mask's area (a uniform map's share)."""
-    if mask is None:
-        return float("nan"), float("nan")
-    total = float(cam.sum())
-    return (float(cam[mask].sum()) / total if total > 0 else float("nan")), float(mask.mean())
-
-
-def _row(item: Item, names: Sequence[str], error: str = "", predicted: Optional[int] = None, **values) -> dict:
-    label = item.label
-    row = {"index": item.position, "image": item.image_id, "label": label,
-           "label_name": names[label] if label is not None and label < len(names) else "",
-           "predicted": predicted, "correct": None if label is None or predicted is None else predicted == label,
-           "width": item.file_size[0] or None, "height": item.file_size[1] or None, "error": error}
-    row.update(values)
-    return row
-
-
-# --- the table: what is done, written in chunks, atomically -------------------------------------
-
-def read_table(path: Union[str, os.PathLike]) -> pd.DataFrame:
-    """An audit's table from its Parquet or CSV file, with ``SCHEMA``'s types."""
-    path = Path(path)
-    table = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else \
-        pd.read_csv(path, dtype={"image": str}, keep_default_na=False, na_values={c: [""] for c in SCHEMA
-                                                                                  if SCHEMA[c] != "str"})
-    return _typed(table)
-
-
-def _typed(table: pd.DataFrame) -> pd.DataFrame:
-    for column, dtype in SCHEMA.items():
-        if column not in table:
-            table[column] = "" if dtype == "str" else None
-        table[column] = table[column].fillna("").astype(str) if dtype == "str" else table[column].astype(dtype)
-    return table[list(SCHEMA)]
-
-
-def _write(table: pd.DataFrame, path: Path) -> None:
-    """Write ``table`` to ``path`` atomically: a stop half-way leaves the previous file as it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if path.suffix.lower() == ".parquet":
-        table.to_parquet(temporary, index=False)
-    else:
-        table.to_csv(temporary, index=False)
-    os.replace(temporary, path)
-
-
-def _done(path: Optional[Path], settings: Dict[str, str]) -> set:
-    """The ids already in ``path`` without an error; a clear error if it was made with other settings."""
-    if path is None or not path.exists():
-        return set()
-    table = read_table(path)
-    for key, value in settings.items():
-        other = set(table[key]) - {value, ""}
-        if other:
-            raise ValueError(f"{path} holds an audit with {key} {', '.join(sorted(other))}, not {value}: pass "
-                             f"another out= for this audit, or delete {path.name} to start again")
-    return set(table.loc[table.error == "", "image"])
-
-
-class _Table:
-    """The rows so far: the earlier run's (from ``path``) and this run's, saved now and then."""
-
-    def __init__(self, path: Optional[Path], done: set, maps_folder: Optional[Path], save_every: float) -> None:
-        self.path, self.maps_folder, self.save_every = path, maps_folder, save_every
-        self.earlier = read_table(path) if path is not None and path.exists() else None
-        self.chunks: List[pd.DataFrame] = []
-        self.pending: List[dict] = []
-        self.maps: Dict[str, np.ndarray] = {}
-        self.saved_at, self.new, self.errors = time.monotonic(), 0, 0
-
-    def add(self, rows: List[dict], maps: Dict[str, np.ndarray], settings: Dict[str, str]) -> None:
-        self.pending += [{**row, **settings} for row in rows]
-        self.maps.update(maps)
-        self.new += len(rows)
-        self.errors += sum(bool(row["error"]) for row in rows)
-        if time.monotonic() - self.saved_at >= self.save_every:
-            self.save()
-
-    def save(self) -> None:
-        if self.pending:
-            chunk = pd.DataFrame(self.pending)
-            if self.maps_folder is not None and self.maps:
-                name = f"maps-{int(chunk['index'].min()):08d}-{len(self.chunks):04d}-{os.getpid()}.npz"
-                self.maps_folder.mkdir(parents=True, exist_ok=True)
-                temporary = self.maps_folder / f".{name}.tmp.npz"
-                np.savez_compressed(temporary, ids=np.array(list(self.maps)), maps=np.stack(list(self.maps.values())))
-                os.replace(temporary, self.maps_folder / name)
-                chunk["map_file"] = [name if image in self.maps else "" for image in chunk["image"]]
-            self.chunks.append(_typed(chunk))
-            self.pending, self.maps = [], {}
-        if self.path is not None:
-            _write(self.whole(), self.path)
-        self.saved_at = time.monotonic()
-
-    def whole(self) -> pd.DataFrame:
-        parts = ([self.earlier] if self.earlier is not None else []) + self.chunks
-        if not parts:
-            return _typed(pd.DataFrame(columns=list(SCHEMA)))
-        table = pd.concat(parts, ignore_index=True)
-        table = table.drop_duplicates("image", keep="last")          # a row tried again replaces its error
-        return table.sort_values("index", kind="stable").reset_index(drop=True)
-
-
-def _maps_folder(save_maps, path: Optional[Path]) -> Optional[Path]:
-    if save_maps is False or save_maps is None:
-        return None
-    if save_maps is True:
-        if path is None:
-            raise ValueError("save_maps=True saves the maps beside out=, but there is no out: pass out='results"
-                             ".parquet', or save_maps='a folder'")
-        return path.with_name(f"{path.stem}-maps")
-    return Path(save_maps).expanduser()
-
-
-def load_maps(table: pd.DataFrame, folder: Union[str, os.PathLike]) -> Dict[str, np.ndarray]:
-    """The saved maps of ``table``'s rows (float16 grids), by image id, from ``folder`` (``results-maps``)."""
-    found: Dict[str, np.ndarray] = {}
-    wanted = table.loc[table.map_file != "", ["image", "map_file"]]
-    for name, rows in wanted.groupby("map_file"):
-        with np.load(Path(folder) / name) as saved:
-            where = {image: i for i, image in enumerate(saved["ids"].tolist())}
-            found.update({image: saved["maps"][where[image]] for image in rows["image"] if image in where})
-    return found
 
 
 # --- the model on its device --------------------------------------------------------------------

@@ -21,21 +21,18 @@ could not be read (an unreadable file becomes an item with an error, never an ex
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from PIL import Image
 
+from .audit_regions import IMAGE_SUFFIXES, Regions, is_image
 from .images import LUMINANCE, open_rgb, preprocessing
-from .targets import class_names_of
 
-#: The file suffixes read as images (torchvision's, and .jfif); any other file is left out.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jfif", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 Shard = Tuple[int, int]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -52,10 +49,6 @@ class ImageFiles:
     classes: List[str]
 
 
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-
-
 def image_files(folder: PathLike, labels: Optional[Mapping[str, int]] = None) -> ImageFiles:
     """The images under ``folder``, sorted by relative path, with labels when it has class folders.
 
@@ -69,7 +62,7 @@ def image_files(folder: PathLike, labels: Optional[Mapping[str, int]] = None) ->
     if not root.is_dir():
         raise FileNotFoundError(f"no folder at {root}" if not root.exists() else f"{root} is a file, not a folder "
                                 f"of images; pass the folder that holds it")
-    paths = sorted((p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and _is_image(p)
+    paths = sorted((p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and is_image(p)
                     and not any(part.startswith(".") for part in p.relative_to(root).parts)))
     if not paths:
         raise ValueError(f"{root} holds no image files (looked for {', '.join(IMAGE_SUFFIXES)}, in subfolders too)")
@@ -119,85 +112,6 @@ def shard_path(out: PathLike, shard: Optional[Shard]) -> Path:
         return out
     digits = len(str(shard[1] - 1))
     return out.with_name(f"{out.stem}-shard{shard[0]:0{digits}d}of{shard[1]}{out.suffix}")
-
-
-# --- regions -----------------------------------------------------------------------------------
-
-class Regions:
-    """Where each image's object is: boxes (from a CSV or a DataFrame) or a folder of masks.
-
-    ``mask(image_id, input_size, file_size)`` is a boolean ``[H, W]`` at the model's input size,
-    or None for an image without a region. Boxes are in pixels of the image file (``file_size``
-    is its (width, height)), [left, top, right, bottom), so a box is scaled with the image.
-    """
-
-    COLUMNS = ("image", "left", "top", "right", "bottom")
-
-    def __init__(self, boxes: Optional[Dict[str, List[Tuple[float, float, float, float]]]] = None,
-                 masks: Optional[Path] = None) -> None:
-        self.boxes = boxes or {}
-        self.masks = masks
-        self._mask_files: Optional[Dict[str, Path]] = None
-
-    @classmethod
-    def read(cls, source: Any) -> "Regions":
-        """A CSV file, a ``pandas.DataFrame`` (columns ``image, left, top, right, bottom``) or a folder of masks."""
-        if isinstance(source, Regions):
-            return source
-        if isinstance(source, (str, os.PathLike)) and Path(source).expanduser().is_dir():
-            return cls(masks=Path(source).expanduser())
-        import pandas as pd
-
-        if isinstance(source, (str, os.PathLike)):
-            path = Path(source).expanduser()
-            if not path.is_file():
-                raise FileNotFoundError(f"regions: no CSV file or mask folder at {path}")
-            table = pd.read_csv(path, dtype={"image": str})
-            name = str(path)
-        elif isinstance(source, pd.DataFrame):
-            table, name = source, "the regions table"
-        else:
-            raise TypeError(f"regions is a CSV file of boxes, a pandas DataFrame of boxes or a folder of masks, "
-                            f"not {type(source).__name__}")
-        missing = [column for column in cls.COLUMNS if column not in table.columns]
-        if missing:
-            raise ValueError(f"{name} has no column {', '.join(missing)}: a box per row needs the columns "
-                             f"{', '.join(cls.COLUMNS)} (pixels of the image file)")
-        boxes: Dict[str, List[Tuple[float, float, float, float]]] = {}
-        for image, left, top, right, bottom in table[list(cls.COLUMNS)].itertuples(index=False):
-            box = tuple(float(v) for v in (left, top, right, bottom))
-            if not all(math.isfinite(v) for v in box) or box[2] <= box[0] or box[3] <= box[1]:
-                raise ValueError(f"{name}: the box of {image} is {box}, not [left, top, right, bottom] with "
-                                 f"right > left and bottom > top")
-            boxes.setdefault(str(image), []).append(box)
-        return cls(boxes=boxes)
-
-    def _mask_file(self, image_id: str) -> Optional[Path]:
-        if self._mask_files is None:                    # one walk of the folder, in the process that asks
-            self._mask_files = {}
-            for path in sorted(self.masks.rglob("*")):
-                if path.is_file() and _is_image(path):
-                    self._mask_files.setdefault(path.relative_to(self.masks).with_suffix("").as_posix(), path)
-        return self._mask_files.get(str(Path(image_id).with_suffix("").as_posix()))
-
-    def mask(self, image_id: str, input_size: Tuple[int, int], file_size: Tuple[int, int]) -> Optional[np.ndarray]:
-        height, width = input_size
-        if self.masks is not None:
-            path = self._mask_file(image_id)
-            if path is None:
-                return None
-            with Image.open(path) as image:
-                grey = image.convert("L").resize((width, height), Image.Resampling.NEAREST)
-            return np.asarray(grey) > 0
-        if image_id not in self.boxes:
-            return None
-        file_width, file_height = file_size
-        columns = (np.arange(width) + 0.5) * file_width / width           # pixel centres, in file pixels
-        rows = (np.arange(height) + 0.5) * file_height / height
-        inside = np.zeros((height, width), dtype=bool)
-        for left, top, right, bottom in self.boxes[image_id]:
-            inside |= ((rows >= top) & (rows < bottom))[:, None] & ((columns >= left) & (columns < right))[None, :]
-        return inside
 
 
 # --- items: what one image gives the audit ------------------------------------------------------
@@ -260,7 +174,8 @@ class FolderImages(torch.utils.data.Dataset):
             tensor = self.scaling(image)
             mask = self.regions.mask(image_id, self.scaling.size, file_size) if self.regions else None
         except Exception as error:                                  # any failure becomes the row's error
-            return Item(position, image_id, None, label, None, (0, 0), _short_error(error))
+            message = _short_error(error).replace(f"{self.files.root}{os.sep}", "")    # the id says where
+            return Item(position, image_id, None, label, None, (0, 0), message)
         return Item(position, image_id, tensor, label, mask, file_size)
 
 
@@ -347,18 +262,6 @@ class DatasetImages(torch.utils.data.Dataset):
 def keep_items(items: List[Item]) -> List[Item]:
     """The DataLoader's collate function: the items as they are (the audit groups them by size)."""
     return items
-
-
-def class_names(names: Any, count: int, model: Any = None) -> List[str]:
-    """A name for each of ``count`` classes: ``names`` (a list, or a dict id -> name) where given, else the
-    model's own (``helpers.targets.class_names_of``: Hugging Face's ``id2label``, ImageNet's for 1000
-    classes, else "class k")."""
-    if names is None:
-        return list(class_names_of(model, count))
-    if isinstance(names, Mapping):
-        return [str(names.get(i, i)) for i in range(count)]
-    names = list(names)
-    return [str(names[i]) if i < len(names) else str(i) for i in range(count)]
 
 
 def batch_items(batch: Any, start: int, ids: Optional[Sequence[str]], regions: Optional[Regions]) -> List[Item]:

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .audit_data import Regions, Source, scaling_for
+from .audit_data import Source, scaling_for
+from .audit_regions import Regions
 from .cam import compute_cams
 from .models import default_target_layers
 from .viz import overlay
@@ -59,12 +60,13 @@ def suspects(table: pd.DataFrame, n: int = 16, weak: float = 0.5) -> pd.DataFram
 def contact_sheet(table: pd.DataFrame, model: nn.Module, data: Any,
                   target_layers: Optional[Sequence[nn.Module]] = None, n: int = 16, regions: Any = None,
                   labels: Optional[Mapping[str, int]] = None, size: Optional[int] = None, method: str = "GradCAM",
-                  columns: int = 4, weak: float = 0.5, target: object = None):
+                  columns: int = 4, weak: float = 0.5, target: object = None, show: Sequence[str] = ()):
     """A matplotlib figure of ``suspects(table, n)``: each image with its map (the class the table explained,
     recomputed here for these images only), its region's outline, and its numbers.
 
     ``data``, ``regions``, ``labels``, ``size`` and ``method`` as given to ``audit`` for this table;
     ``target`` too, where it was a function of the model's output (the table names only classes).
+    ``show``: more of the table's columns to print in each caption (a group of your own, say).
     """
     import matplotlib.pyplot as plt
 
@@ -82,7 +84,8 @@ def contact_sheet(table: pd.DataFrame, model: nn.Module, data: Any,
     items = [images[i] for i in range(len(images))]
     columns = max(1, min(columns, len(items)))
     lines = max(1, math.ceil(len(items) / columns))
-    figure, axes = plt.subplots(lines, columns, figsize=(3.3 * columns, 3.9 * lines), squeeze=False)
+    figure, axes = plt.subplots(lines, columns, figsize=(3.3 * columns, 4.2 * lines + 0.4), squeeze=False,
+                                layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, item, row in zip(axes.flat, items, chosen.itertuples()):
@@ -97,11 +100,10 @@ def contact_sheet(table: pd.DataFrame, model: nn.Module, data: Any,
         if item.mask is not None:
             ax.contour(np.linspace(0, width, item.mask.shape[1]), np.linspace(0, height, item.mask.shape[0]),
                        item.mask.astype(float), levels=[0.5], colors="white", linewidths=1)
-        ax.set_title(_caption(row), fontsize=8, color="darkred" if row.reason == REASONS[0] else "black")
+        ax.set_title(_caption(row, show), fontsize=8, color="darkred" if row.reason == REASONS[0] else "black")
     counts = chosen.reason.value_counts()
-    figure.suptitle(f"The {len(items)} images to look at first, of {len(table)}: "
-                    + ", ".join(f"{counts.get(reason, 0)} {reason}" for reason in REASONS), fontsize=10)
-    figure.tight_layout()
+    figure.suptitle(f"The {len(items)} images to look at first, of {len(table)}. "
+                    + "; ".join(f"{reason}: {counts.get(reason, 0)}" for reason in REASONS), fontsize=10)
     return figure
 
 
@@ -109,9 +111,10 @@ def _short(image: str, length: int = 28) -> str:
     return image if len(image) <= length else "..." + image[-(length - 3):]
 
 
-def _caption(row: Any) -> str:
+def _caption(row: Any, show: Sequence[str] = ()) -> str:
     """The numbers of one image: why it is here, prediction and label, the map's strength and share."""
-    lines = [f"{row.index}: {_short(row.image)}", row.reason,
+    name = str(row.index) if row.image == str(row.index) else f"{row.index}: {_short(row.image)}"
+    lines = [name + "".join(f", {getattr(row, column)}" for column in show), row.reason,
              f"predicted {row.predicted_name or row.predicted} ({row.probability:.0%})"]
     if not pd.isna(row.label):
         lines[-1] += f", label {row.label_name or row.label}"

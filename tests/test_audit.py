@@ -23,7 +23,8 @@ from PIL import Image
 from torch import nn
 
 from helpers.audit import SCHEMA, audit, load_maps, main, read_table
-from helpers.audit_data import Regions, parse_shard, scaling_for, shard_path, shard_positions
+from helpers.audit_data import parse_shard, scaling_for, shard_path, shard_positions
+from helpers.audit_regions import Regions
 from helpers.audit_sheet import REASONS, contact_sheet, suspects
 from helpers.cam import gradcam
 
@@ -103,7 +104,7 @@ def test_a_folder_with_a_corrupt_file_gives_a_row_with_its_error(folder):
     assert list(table.image) == ["cat/0.png", "cat/1.png", "cat/2.png", "cat/3.png",
                                  "dog/0.png", "dog/1.png", "dog/2.png", "dog/3.png", "dog/broken.jpg"]
     broken = table.set_index("image").loc["dog/broken.jpg"]
-    assert "broken.jpg is not an image that Pillow can read" in broken.error
+    assert broken.error == "ValueError: dog/broken.jpg is not an image that Pillow can read (18 bytes)"
     assert pd.isna(broken.predicted) and pd.isna(broken.correct) and broken.label == 1
     good = table[table.error == ""]
     assert len(good) == 8

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .modelstate import eval_copy, model_device, model_dtype, model_lock
-from .targets import class_scores, hf_config
+from .targets import class_scores, hf_config, main_tensor, output_kind
 
 #: Layers that only pool, drop, flatten or rearrange: never a target of their own.
 PASS_THROUGH = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Dropout2d,
@@ -292,6 +292,8 @@ class Survey:
     size: Tuple[int, int]
     fixed: bool
     unordered: Dict[int, str]
+    output: str = "scores"
+    output_channels: int = 0
 
 
 def display_name(name: str) -> str:
@@ -345,7 +347,7 @@ def _first_size_that_runs(model: nn.Module, sizes: List[Tuple[int, int]]) -> Sur
     failures: List[Tuple[Tuple[int, int], Exception]] = []
     for size in sizes:
         try:
-            records = _record_grids(model, size)
+            records, kind, channels = _record_grids(model, size)
         except Exception as error:  # noqa: BLE001 - a size the model does not take fails in any way
             failures.append((size, error))
             continue
@@ -356,7 +358,7 @@ def _first_size_that_runs(model: nn.Module, sizes: List[Tuple[int, int]]) -> Sur
         unordered = {id(output.module): output.name for output, ordered in doubtful if not ordered}
         outputs = [output for output, _ in records if id(output.module) not in unordered]
         fixed = bool(failures) or needs_fixed_size(model) or _only_its_own_size(model, size)
-        return Survey(outputs, size, fixed, unordered)
+        return Survey(outputs, size, fixed, unordered, kind, channels)
     (size, error), tried = failures[0], ", ".join(f"{h}x{w}" for (h, w), _ in failures)
     first = f"{type(error).__name__}: {error}".splitlines()[0][:200]
     raise ValueError(f"could not find target layers for a {type(model).__name__}: a dry run on a blank image "
@@ -390,8 +392,9 @@ def spotted_pair(model: nn.Module, size: Tuple[int, int]) -> torch.Tensor:
     return images
 
 
-def _record_grids(model: nn.Module, size: Tuple[int, int]) -> List[Tuple[LayerOutput, bool]]:
-    """Each grid the model makes from ``spotted_pair``, and whether it shows the spot where it is."""
+def _record_grids(model: nn.Module, size: Tuple[int, int]) -> Tuple[List[Tuple[LayerOutput, bool]], str, int]:
+    """Each grid the model makes from ``spotted_pair``, and whether it shows the spot where it is; the kind
+    of the model's output (``helpers.targets.output_kind``) and, for a score per pixel, its channels."""
     prefix = prefix_tokens(model)
     names = {module: name for name, module in model.named_modules() if name}
     records: List[Tuple[LayerOutput, bool]] = []
@@ -415,11 +418,13 @@ def _record_grids(model: nn.Module, size: Tuple[int, int]) -> List[Tuple[LayerOu
                    for module in names if running.of(module) is not None]
         try:
             with torch.no_grad():
-                running(images)
+                output = running(images)
         finally:
             for handle in handles:
                 handle.remove()
-    return records
+    kind = output_kind(output)
+    dense = main_tensor(output) if kind == "dense" else None
+    return records, kind, int(dense.shape[1]) if dense is not None else 0
 
 
 def _shows_spot(output: torch.Tensor, layout: Layout) -> bool:
@@ -482,7 +487,11 @@ def _reaching(model: nn.Module, outputs: List[LayerOutput], size: Tuple[int, int
 
 
 def _all_scores(output: object) -> torch.Tensor:
-    """The class scores in a model's output, or every number it holds, summed (a segmentation's, an embedding)."""
+    """What a model's output is about (its class scores, its ``pooler_output``...: ``main_tensor``), or
+    else every number it holds, each tensor summed."""
+    main = main_tensor(output)
+    if main is not None and main.requires_grad:
+        return main
     try:
         return class_scores(output)
     except ValueError:
@@ -559,9 +568,18 @@ def _class_token_choices(model: nn.Module, found: Survey, limit: int) -> List[Ch
 
 
 def _grid_choices(model: nn.Module, found: Survey, limit: int) -> List[Choice]:
-    """For each grid size, coarsest first, the outermost layer of that size, the last to finish."""
+    """For each grid size, coarsest first, the outermost layer of that size, the last to finish.
+
+    For a model that gives a score per pixel, the layers at its end that already give those
+    scores (as many channels as the output, after every other grid) are left out: GradCAM there
+    would explain the scores with themselves.
+    """
+    outputs = list(found.outputs)
+    if found.output == "dense":
+        while len(outputs) > 1 and _channels(outputs[-1]) == found.output_channels:
+            outputs.pop()
     by_grid: Dict[Tuple[int, int], LayerOutput] = {}
-    for output in found.outputs:                    # in finishing order: a later one of equal depth wins
+    for output in outputs:                          # in finishing order: a later one of equal depth wins
         best = by_grid.get(output.layout.grid)
         if best is None or _depth(output.name) <= _depth(best.name):
             by_grid[output.layout.grid] = output
@@ -569,15 +587,52 @@ def _grid_choices(model: nn.Module, found: Survey, limit: int) -> List[Choice]:
     first = ordered[0]
     (height, width), (rows, columns) = found.size, first.layout.grid
     step = height // rows
-    channels = first.shape[1] if first.layout.kind == "NCHW" else first.shape[-1]
+    channels = _channels(first)
     scale = f"{rows}x{columns} for its {height}x{width} input" if found.fixed else \
         f"{224 // step}x{224 // step} for a 224 px image"
     layout = "" if first.layout.kind == "NCHW" else \
         f" Its output is {first.layout.describe()}; GradCAM turns it into [N, C, h, w] automatically."
+    after = "After it the model pools the grid away, so this is the last layer that says where." \
+        if found.output == "scores" else "It is the model's coarsest grid (its output is not class scores: " \
+        "explain it with a target)."
     reason = (f"{first.name}: the last layer whose output is a spatial feature map: {channels} channels on a "
-              f"grid with one position per {step} pixels ({scale}). After it the model pools the grid "
-              f"away, so this is the last layer that says where.{layout}")
+              f"grid with one position per {step} pixels ({scale}). {after}{layout}")
     return [Choice(first.name, first.module, reason)] + [Choice(o.name, o.module, "") for o in ordered[1:limit]]
+
+
+def _channels(output: LayerOutput) -> int:
+    return int(output.shape[1] if output.layout.kind == "NCHW" else output.shape[-1])
+
+
+def _dense_torchvision(model: nn.Module) -> Optional[str]:
+    """"detection" or "segmentation" for torchvision's detectors and segmentation models, else None."""
+    module = type(model).__module__
+    for kind in ("detection", "segmentation"):
+        if module.startswith(f"torchvision.models.{kind}."):
+            return kind
+    return None
+
+
+def backbone_choices(model: nn.Module, limit: int = 4) -> List[Choice]:
+    """The last stages of ``model.backbone`` (``backbone.body`` behind a feature pyramid), coarse to fine:
+    the target layers of a detector or a segmentation model (torchvision's, or any with a ``backbone``)."""
+    backbone = model.backbone
+    body = getattr(backbone, "body", None)
+    path, stages = ("backbone.body", body) if isinstance(body, nn.Module) else ("backbone", backbone)
+    convolutional = [(name, child) for name, child in stages.named_children()
+                     if any(isinstance(m, nn.modules.conv._ConvNd) for m in child.modules())]
+    if not convolutional:
+        raise ValueError(f"no convolutional stage found in model.{path}; pass target_layers yourself")
+    keyed = isinstance(stages, nn.ModuleDict)            # IntermediateLayerGetter: body["16"], not body[16]
+    chosen = [(f'{path}["{name}"]' if keyed and name.isdigit() else display_name(f"{path}.{name}"), child)
+              for name, child in convolutional[::-1][:limit]]
+    pyramid = " through its feature pyramid (model.backbone.fpn)" if path == "backbone.body" else ""
+    earlier = f" The stages before it ({', '.join(name for name, _ in chosen[1:])}) have grids as fine or finer." \
+        if len(chosen) > 1 else ""
+    reason = (f"{chosen[0][0]}: the last stage of the model's backbone, its coarsest feature map, which the model's "
+              f"heads read{pyramid}. The layers after it turn features into the model's output (boxes and scores, "
+              f"or a score per pixel); at the last of them GradCAM would explain the output with itself.{earlier}")
+    return [Choice(name, module, reason if i == 0 else "") for i, (name, module) in enumerate(chosen)]
 
 
 def surveyed_choices(model: nn.Module, limit: int = 4, image_size: Optional[object] = None) -> List[Choice]:
@@ -594,6 +649,8 @@ def surveyed_choices(model: nn.Module, limit: int = 4, image_size: Optional[obje
     At most ``limit``. ``image_size``: the size of the dry run (see ``dry_run``).
     """
     found = dry_run(model, image_size)
+    if found.output not in ("scores", "embedding") and isinstance(getattr(model, "backbone", None), nn.Module):
+        return backbone_choices(model, limit)
     if not found.outputs:
         raise ValueError(f"no layer of this {type(model).__name__} gives a spatial feature map (a grid of "
                          f"positions) for a {found.size[0]}x{found.size[1]} image; pass target_layers yourself")
@@ -634,6 +691,8 @@ def target_layer_choices(model: nn.Module, image_size: Optional[object] = None) 
                   f"choice for the stand-in; only a 1x1 convolution head follows before the pooling).")
         return [Choice(f"blocks[{i}]", model.blocks[i], reason if i == count - 1 else "")
                 for i in range(count - 1, max(count - 5, -1), -1)]
+    if _dense_torchvision(model) and isinstance(getattr(model, "backbone", None), nn.Module):
+        return backbone_choices(model)
     try:
         return surveyed_choices(model, image_size=image_size)
     except ValueError:

@@ -33,7 +33,7 @@ from torch import nn
 
 from .architectures import (display_name, infer_layout, input_channels, prefix_tokens, taken_size,
                             target_layer_choices, to_feature_map, unordered_layer)
-from .modelstate import eval_copy, model_device, model_dtype, model_lock
+from .modelstate import eval_copy, model_device, model_dtype, model_lock, running_problem
 from .targets import Target, as_targets, check_embedding_targets, class_scores, target_scores
 
 
@@ -241,7 +241,7 @@ def _run_keeping(model: nn.Module, layers: List[nn.Module], x: torch.Tensor, det
     if isinstance(failure, _NotAGrid):                  # explained now that the hooks are gone
         raise ValueError(failure.explain(model)) from None
     if failure is not None:
-        problem = _channel_problem(model, x) or _size_problem(model, x)
+        problem = _channel_problem(model, x) or _size_problem(model, x, failure)
         if problem is None:
             raise failure
         raise ValueError(problem) from failure
@@ -404,6 +404,47 @@ def _min_max(maps: torch.Tensor) -> torch.Tensor:
     return (maps - low) / (high + 1e-7)
 
 
+@dataclass
+class Explanation:
+    """What ``explain`` computed: the maps ``[N, H, W]``, the model's ``output`` as it is, its class
+    scores ``logits`` ``[N, classes]`` (None where the output holds none), each image's target score
+    ``scores`` ``[N]`` (None for a gradient-free method with no target to read), and the ``targets``."""
+
+    maps: np.ndarray
+    output: object
+    logits: Optional[torch.Tensor]
+    scores: Optional[torch.Tensor]
+    targets: List[Target]
+
+
+def explain(model: nn.Module, target_layers: Sequence[nn.Module], targets: object, input_tensor: torch.Tensor,
+            method: str = "GradCAM", reshape: Optional[Reshape] = None, stretch: bool = True) -> Explanation:
+    """The shared mechanism of ``compute_cams``, ``gradcam`` and ``viz_gradcam``: maps, and what they explain."""
+    cam_of = _method(method)
+    layers = check_target_layers(model, target_layers)
+    targets = as_targets(targets, check_input(input_tensor).shape[0])
+    # One call at a time per model (threads), and a graph even inside torch.inference_mode().
+    with model_lock(model), torch.inference_mode(False):
+        output, activations = forward_keeping(model, layers, input_tensor, detach=len(layers) == 1, reshape=reshape)
+        try:
+            logits: Optional[torch.Tensor] = class_scores(output).detach()
+        except ValueError:
+            logits = None
+        gradients: List[Optional[torch.Tensor]] = [None] * len(activations)
+        scores = None
+        if method not in GRADIENT_FREE:
+            check_embedding_targets(model, output, targets)
+            scores = target_scores(output, targets)       # the model's own class count, not ImageNet's 1000
+            gradients = score_gradients(scores, activations, names=[shown_name(model, l) for l in layers])
+        elif logits is not None or any(callable(target) for target in targets):
+            scores = target_scores(output, targets)
+        size = tuple(input_tensor.shape[-2:])
+        with torch.no_grad():
+            maps = maps_to_image([cam_of(a.detach(), g) for a, g in zip(activations, gradients)], size, stretch)
+        return Explanation(maps.cpu().numpy().astype(np.float32), output, logits,
+                           None if scores is None else scores.detach(), targets)
+
+
 def compute_cams(model: nn.Module, target_layers: Sequence[nn.Module], targets: object,
                  input_tensor: torch.Tensor, method: str = "GradCAM",
                  reshape: Optional[Reshape] = None, stretch: bool = True
@@ -422,29 +463,8 @@ def compute_cams(model: nn.Module, target_layers: Sequence[nn.Module], targets: 
     ``forward_keeping`` (vision transformers and Swin need none, it is automatic).
     ``stretch=False``: the maps before they are stretched to [0, 1] (see ``gradcam``).
     """
-    cam_of = _method(method)
-    layers = check_target_layers(model, target_layers)
-    targets = as_targets(targets, check_input(input_tensor).shape[0])
-    # One call at a time per model (threads), and a graph even inside torch.inference_mode().
-    with model_lock(model), torch.inference_mode(False):
-        output, activations = forward_keeping(model, layers, input_tensor, detach=len(layers) == 1, reshape=reshape)
-        try:
-            logits: Optional[torch.Tensor] = class_scores(output).detach()
-        except ValueError:
-            logits = None
-        gradients: List[Optional[torch.Tensor]] = [None] * len(activations)
-        scores = None
-        if method not in GRADIENT_FREE:
-            check_embedding_targets(model, output, targets)
-            scores = target_scores(output, targets)       # the model's own class count, not ImageNet's 1000
-            gradients = score_gradients(scores, activations, names=[shown_name(model, l) for l in layers])
-        elif logits is None and any(callable(target) for target in targets):
-            scores = target_scores(output, targets)
-        size = tuple(input_tensor.shape[-2:])
-        with torch.no_grad():
-            maps = maps_to_image([cam_of(a.detach(), g) for a, g in zip(activations, gradients)], size, stretch)
-        second = logits if logits is not None else None if scores is None else scores.detach()
-        return maps.cpu().numpy().astype(np.float32), second
+    found = explain(model, target_layers, targets, input_tensor, method, reshape, stretch)
+    return found.maps, found.logits if found.logits is not None else found.scores
 
 
 def gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Target,
@@ -517,17 +537,27 @@ def _channel_problem(model: nn.Module, x: torch.Tensor) -> Optional[str]:
             f"input_tensor has {x.shape[1]}: {fix}")
 
 
-def _size_problem(model: nn.Module, x: torch.Tensor) -> Optional[str]:
-    """Why ``x`` does not fit a model that takes one image size only (a ViT, a CNN that flattens), else None."""
+def _size_problem(model: nn.Module, x: torch.Tensor, failure: Optional[BaseException] = None) -> Optional[str]:
+    """Why ``x`` does not fit the model when it failed at this size but runs at another (a ViT, a CNN
+    that flattens, a Swin too small for its windows), else None."""
     taken = taken_size(model)                          # the dry run, remembered for the model
-    if taken is None or not taken[1] or tuple(x.shape[-2:]) == taken[0]:
+    if taken is None or tuple(x.shape[-2:]) == taken[0]:
         return None
     (height, width), (h, w) = taken[0], x.shape[-2:]
-    return (f"this model takes {height}x{width} images only, but input_tensor is {h}x{w}: make it with "
-            f"load_image(..., model=model), which scales the image to {height}x{width}")
+    if taken[1]:
+        return (f"this model takes {height}x{width} images only, but input_tensor is {h}x{w}: make it with "
+                f"load_image(..., model=model), which scales the image to {height}x{width}")
+    said = f" ({type(failure).__name__}: {str(failure).splitlines()[0][:160]})" if failure is not None else ""
+    return (f"this model runs at {height}x{width} (its own size) but failed at {h}x{w}{said}: make the input "
+            f"with load_image(..., model=model), which scales the image for it")
 
 
 def check_target_layers(model: nn.Module, target_layers: object) -> List[nn.Module]:
+    """``target_layers`` as a list of the model's layers, or a clear error (also for a model the helpers
+    cannot run: TorchScript, the meta device; see ``helpers.modelstate.running_problem``)."""
+    problem = running_problem(model)
+    if problem is not None:
+        raise ValueError(problem)
     if isinstance(target_layers, nn.Module):
         target_layers = [target_layers]
     if not isinstance(target_layers, (list, tuple)) or not target_layers:

@@ -74,6 +74,9 @@ class EvalCopy:
     """
 
     def __init__(self, model: nn.Module) -> None:
+        problem = running_problem(model)
+        if problem is not None:
+            raise ValueError(problem)
         self._copies: Dict[int, nn.Module] = {}
         self._originals: Dict[int, nn.Module] = {}
         self.module = self._copy(unwrap(model))
@@ -107,6 +110,24 @@ class EvalCopy:
                              for name, child in module._modules.items()}
         copied.__dict__.update(state)
         return copied
+
+
+def running_problem(model: nn.Module) -> Optional[str]:
+    """Why the helpers cannot run ``model`` (TorchScript, weights on the meta device), with the fix as code; else None."""
+    scripted = next((name for name, module in model.named_modules() if isinstance(module, torch.jit.ScriptModule)),
+                    None)
+    if scripted is not None:
+        where = "this model is" if scripted == "" else f"its part {scripted} is"
+        return (f"{where} TorchScript (torch.jit.script, torch.jit.trace or torch.jit.load), which runs no Python "
+                f"hooks (\"register_forward_hook is not supported on ScriptModules\"), so GradCAM cannot keep a "
+                f"layer's output. Use the Python model it was made from, with the same weights: "
+                f"`plain = YourModelClass()` and `plain.load_state_dict(model.state_dict())`, then explain plain")
+    if any(tensor.is_meta for tensor in (*model.parameters(), *model.buffers())):
+        return ("this model's weights are on the meta device: they have shapes but no values (a model built under "
+                "torch.device(\"meta\") or accelerate's init_empty_weights), so it cannot run. Give it real weights "
+                "first: `model = model.to_empty(device=\"cpu\")` and `model.load_state_dict(state_dict)` with its "
+                "weights (from torch.load or safetensors' load_file)")
+    return None
 
 
 def _usable(tensor: Optional[torch.Tensor]) -> Optional[torch.Tensor]:

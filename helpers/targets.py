@@ -7,7 +7,7 @@ A *target* says which score, for one image:
 - a function of the model's output *for that image* that returns one number. pytorch-grad-cam's
   target objects work unchanged (``ClassifierOutputTarget(245)``, ``SemanticSegmentationTarget(k,
   mask)``, ``FasterRCNNBoxScoreTarget(labels, boxes)``, ``BinaryClassifierOutputTarget(1)``,
-  ``SimilarityToConceptTarget(concept)``), and so does a function of your own
+  and the ``SimilarityToConceptTarget(concept)`` of its tutorial), and so does a function of your own
   (``lambda output: output[281] - output[245]``).
 
 The model's output for one image (``image_output``) is what pytorch-grad-cam's targets expect:
@@ -138,7 +138,7 @@ def class_scores(output: object) -> torch.Tensor:
     logits = _get(output, "logits")
     if isinstance(logits, torch.Tensor) and logits.dim() in (1, 2):
         return logits if logits.dim() == 2 else logits[:, None]
-    if not isinstance(logits, torch.Tensor) and _kind(output) == "heads":
+    if not isinstance(logits, torch.Tensor) and output_kind(output) == "heads":
         scores = [tensor for _, tensor in _tensors(output) if tensor.dim() == 2]
         if len(scores) == 1:
             return scores[0]
@@ -157,7 +157,7 @@ def _tensors(output: object) -> List[Tuple[str, torch.Tensor]]:
     return []
 
 
-def _kind(output: object) -> str:
+def output_kind(output: object) -> str:
     """What kind of output this is: "scores", "dense" (per pixel), "detections", "embedding",
     "tokens", "heads" (a structure of tensors) or "other"."""
     main = main_tensor(output)
@@ -207,7 +207,7 @@ def _most_pixels(scores: torch.Tensor) -> int:
 
 def target_advice(output: object) -> str:
     """Why ``output`` holds no class scores ``[N, classes]``, and which target to pass instead, as code."""
-    kind = _kind(output)
+    kind = output_kind(output)
     got = describe_output(output)
     if kind == "dense":
         scores = main_tensor(output)
@@ -246,8 +246,8 @@ def target_advice(output: object) -> str:
         return (f"the model returned {got}: {what}, not class scores, and a dimension of an embedding is not a "
                 f"class. Explain how similar the image is to a concept, an embedding of your own, for example that "
                 f"of a reference image: {_code(concept)} (image_output from helpers.targets), then {_code(target)}. "
-                f"pytorch-grad-cam's SimilarityToConceptTarget(concept) is the same where the output is one vector "
-                f"per image")
+                f"The SimilarityToConceptTarget(concept) of pytorch-grad-cam's tutorial is the same where the output is "
+                f"one vector per image")
     if kind == "heads":
         tensors = _tensors(output)
         scores = [(path, tensor) for path, tensor in tensors if tensor.dim() == 2]
@@ -446,8 +446,8 @@ def check_embedding_targets(model: nn.Module, output: object, targets: Sequence[
                      f"of your own, for example that of a reference image: "
                      f"{_code('concept = image_output(model(reference_tensor)).detach()')} (image_output from "
                      f"helpers.targets), then "
-                     f"{_code('target=lambda output: torch.cosine_similarity(output, concept, dim=0)')}, or "
-                     f"pytorch-grad-cam's SimilarityToConceptTarget(concept); {_code('target=lambda output: output[7]')}"
+                     f"{_code('target=lambda output: torch.cosine_similarity(output, concept, dim=0)')}, as the "
+                     f"SimilarityToConceptTarget(concept) of pytorch-grad-cam's tutorial does; {_code('target=lambda output: output[7]')}"
                      f" explains dimension 7 alone, if that is what you want")
 
 
@@ -546,6 +546,6 @@ def probability_of(model: Optional[nn.Module], count: int, given: object = "auto
 
 
 __all__ = ["Target", "image_output", "main_tensor", "class_scores", "target_advice", "describe_output",
-           "as_targets", "target_scores", "chosen_classes", "describe_target", "embedding_model",
+           "output_kind", "as_targets", "target_scores", "chosen_classes", "describe_target", "embedding_model",
            "check_embedding_targets", "hf_config", "class_names_of", "class_label", "Probability", "probability_of",
            "PROBABILITIES"]

@@ -42,7 +42,7 @@ from .audit_data import Item, Source, batch_items, keep_items, parse_shard, scal
 from .audit_regions import Regions
 from .audit_sheet import contact_sheet, suspects
 from .audit_table import SCHEMA, Classes, Table, done_ids, load_maps, maps_folder, measures, read_table, row
-from .cam import check_target_layers, compute_cams, layer_name, shown_name
+from .cam import check_target_layers, explain, layer_name, shown_name
 from .models import MODEL_NAMES, default_target_layers, load_model
 from .modelstate import model_device
 from .targets import Target, describe_target
@@ -198,14 +198,14 @@ def _explain(model: nn.Module, layers: List[nn.Module], items: List[Item], targe
         targets = [None if isinstance(target, str) and target == "prediction" else
                    item.label if isinstance(target, str) else target for item in group]
         try:
-            maps, scores = compute_cams(model, layers, targets, images, method=method, stretch=False)
+            found = explain(model, layers, targets, images, method=method, stretch=False)
         except Exception as error:                     # a batch the model cannot explain: its rows say why
             rows += [row(item, classes.latest, error=f"{type(error).__name__}: {error}") for item in group]
             continue
-        rows += measures(group, maps, scores, targets, classes)
+        rows += measures(group, found.maps, found.logits, found.scores, found.targets, classes)
         if map_size:
-            height, width = maps.shape[1:]
-            small = F.adaptive_avg_pool2d(torch.from_numpy(maps)[:, None], (min(map_size, height), min(map_size, width)))
+            height, width = found.maps.shape[1:]
+            small = F.adaptive_avg_pool2d(torch.from_numpy(found.maps)[:, None], (min(map_size, height), min(map_size, width)))
             maps_out.update({item.image_id: m for item, m in zip(group, small[:, 0].numpy().astype(np.float16))})
     return rows, maps_out
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .audit_data import Item
-from .targets import Probability, Target, chosen_classes, class_names_of, describe_target, probability_of, target_scores
+from .targets import Probability, Target, chosen_classes, class_names_of, describe_target, probability_of
 
 #: The table's columns and their types (pandas' nullable types: a missing label is <NA>).
 SCHEMA: Dict[str, str] = {
@@ -66,28 +66,23 @@ class Classes:
 
 # --- the rows of one batch -----------------------------------------------------------------------
 
-def measures(group: List[Item], maps: np.ndarray, scores: Optional[torch.Tensor], targets: List[Target],
-             classes: Classes) -> List[dict]:
+def measures(group: List[Item], maps: np.ndarray, logits: Optional[torch.Tensor], scores: Optional[torch.Tensor],
+             targets: List[Target], classes: Classes) -> List[dict]:
     """Each image's row: the prediction, what was explained and its score, the map's peak and strength, and
-    its share in the region. ``scores``: the class scores [N, classes], or (a model without them, such as a
-    detector) each target's score [N]."""
+    its share in the region. ``logits``: the class scores [N, classes] (None for a model without them, such
+    as a detector); ``scores``: each target's score [N] (``helpers.cam.explain``)."""
     count = len(group)
     predicted: List[Optional[int]] = [None] * count
     probability, explained, values = [float("nan")] * count, [None] * count, [float("nan")] * count
     names: List[str] = classes.latest
-    if scores is not None and scores.dim() == 2:
-        names, kind = classes(scores.shape[1])
-        predicted = scores.argmax(dim=1).tolist()
+    if logits is not None:
+        names, kind = classes(logits.shape[1])
+        predicted = logits.argmax(dim=1).tolist()
         if kind.kind is not None:
-            chance = torch.softmax(scores.float(), dim=1) if kind.kind == "softmax" else torch.sigmoid(scores.float())
+            chance = torch.softmax(logits.float(), dim=1) if kind.kind == "softmax" else torch.sigmoid(logits.float())
             probability = chance.gather(1, torch.tensor(predicted, device=chance.device)[:, None])[:, 0].tolist()
-        explained = chosen_classes(scores, targets)
-        with torch.no_grad():
-            try:
-                values = target_scores(scores, targets).float().tolist()
-            except Exception:                       # a target that reads more than the class scores
-                pass
-    elif scores is not None:
+        explained = chosen_classes(logits, targets)
+    if scores is not None:
         values = scores.float().tolist()
     height, width = maps.shape[1:]
     flat = maps.reshape(count, -1)

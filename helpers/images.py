@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import weakref
@@ -397,7 +398,8 @@ def open_rgb(source: ImageSource) -> Tuple[Image.Image, str]:
                          f"limit; make it smaller first")
     try:
         image.load()
-        return _to_rgb(ImageOps.exif_transpose(image)), name
+        with contextlib.redirect_stdout(io.StringIO()):       # no line per 16-bit image of a dataset
+            return _to_rgb(ImageOps.exif_transpose(image)), name
     except (OSError, SyntaxError, ValueError) as error:  # Pillow raises all three for broken files
         raise OSError(f"{name} could not be read as an image: {error}") from error
 

@@ -184,7 +184,13 @@ class _Reader:
 
 def _explain(model: nn.Module, layers: List[nn.Module], items: List[Item], target: object, method: str,
              classes: Classes, map_size: int) -> Tuple[List[dict], Dict[str, np.ndarray]]:
-    """The rows of one batch, and its maps as small float16 grids (when ``map_size``)."""
+    """The rows of one batch, and its maps as small float16 grids (when ``map_size``).
+
+    A batch the model cannot explain is tried image by image, so that only the images at fault get
+    an error in their row. Where no image of the run has been explained yet and every one fails,
+    the error is the set-up's (a target the model's output cannot give, a layer that never runs):
+    it is raised, with the helpers' message, instead of being written into every row.
+    """
     rows, maps_out, ready = [], {}, []
     for item in items:
         if item.error:
@@ -193,20 +199,29 @@ def _explain(model: nn.Module, layers: List[nn.Module], items: List[Item], targe
             rows.append(row(item, classes.latest, error="target='label', but this image has no label"))
         else:
             ready.append(item)
-    for group in _same_size(ready):
-        images = torch.stack([item.tensor for item in group])
+    groups, failed = _same_size(ready), []
+    while groups:
+        group = groups.pop(0)
         targets = [None if isinstance(target, str) and target == "prediction" else
                    item.label if isinstance(target, str) else target for item in group]
         try:
-            found = explain(model, layers, targets, images, method=method, stretch=False)
-        except Exception as error:                     # a batch the model cannot explain: its rows say why
-            rows += [row(item, classes.latest, error=f"{type(error).__name__}: {error}") for item in group]
+            found = explain(model, layers, targets, torch.stack([item.tensor for item in group]), method=method,
+                            stretch=False)
+        except Exception as error:
+            if len(group) > 1:
+                groups = [[item] for item in group] + groups          # find the images at fault
+            else:
+                failed.append((group[0], error))
             continue
+        classes.explained = True
         rows += measures(group, found.maps, found.logits, found.scores, found.targets, classes)
         if map_size:
             height, width = found.maps.shape[1:]
             small = F.adaptive_avg_pool2d(torch.from_numpy(found.maps)[:, None], (min(map_size, height), min(map_size, width)))
             maps_out.update({item.image_id: m for item, m in zip(group, small[:, 0].numpy().astype(np.float16))})
+    if failed and not classes.explained:
+        raise failed[0][1]                           # not one image explained yet: the set-up's error
+    rows += [row(item, classes.latest, error=f"{type(error).__name__}: {error}") for item, error in failed]
     return rows, maps_out
 
 

@@ -55,6 +55,7 @@ class Classes:
         self.kind = probability_of(model, 2, probability)           # checks ``probability`` at once
         self.given_probability = probability
         self.latest: List[str] = [] if given is None or isinstance(given, Mapping) else list(map(str, given))
+        self.explained = False                     # whether any image of this run has been explained yet
 
     def __call__(self, count: int) -> Tuple[List[str], Probability]:
         if count not in self.made:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -355,36 +357,54 @@ def test_the_contact_sheet_shows_the_wrong_predictions_first(folder, tmp_path):
 
 
 def test_the_command_line_end_to_end(folder, tmp_path, capsys):
+    """Shard 0 in a subprocess, stopped by SIGTERM as a cluster's scheduler stops a job; then shard 0
+    resumed, shard 1, and the merged table's contact sheet, through the same main() in this process."""
     (tmp_path / "tinymodels.py").write_text(textwrap.dedent("""
-        import sys
+        import sys, time
         sys.path.insert(0, %r)
         from test_audit import tiny
 
         def build():
             return tiny()
+
+        def build_slow():                       # the same model, half a second per batch
+            model = tiny()
+            model.register_forward_pre_hook(lambda module, inputs: time.sleep(0.5))
+            return model
     """ % str(ROOT / "tests")))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    out = tmp_path / "results-shard0of2.csv"
     command = [sys.executable, "-m", "helpers.audit", str(folder), "--out", str(tmp_path / "results.csv"),
-               "--model", "tinymodels:build", "--layer", "conv2", "--size", str(SIZE), "--batch-size", "2",
+               "--model", "tinymodels:build", "--layer", "conv2", "--size", str(SIZE), "--batch-size", "1",
                "--no-progress"]
-    # shard 0 in a subprocess, as a cluster runs it; the rest through the same main() in this process
-    done = subprocess.run(command + ["--shard", "0/2"], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "5 images in" in done.stdout and "results-shard0of2.csv" in done.stdout
-    sys.path.insert(0, str(tmp_path))
+    slow = command[:7] + ["tinymodels:build_slow"] + command[8:] + ["--shard", "0/2", "--save-every", "0"]
+    process = subprocess.Popen(slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        assert main(command[3:] + ["--shard", "1/2"]) == 0
+        deadline = time.monotonic() + 240
+        while not (out.is_file() and len(read_table(out)) >= 1) and time.monotonic() < deadline \
+                and process.poll() is None:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
     finally:
-        sys.path.remove(str(tmp_path))
-    assert "4 images in" in capsys.readouterr().out
-    merged = pd.concat([read_table(tmp_path / f"results-shard{k}of2.csv") for k in (0, 1)]).sort_values("index")
-    assert len(merged) == 9 and set(merged.layer) == {"conv2"}
-    assert merged.set_index("image").loc["dog/broken.jpg", "error"] != ""
-    # the merged table: a run with nothing left to do, drawing the sheet (in this process: the same main())
-    merged.to_csv(tmp_path / "merged.csv", index=False)
-    sheet = tmp_path / "sheet.png"
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "stopped:" in stderr and "run the same call again" in stderr
+    kept = read_table(out)
+    assert 1 <= len(kept) < 5 and set(kept.image) <= {"cat/0.png", "cat/2.png", "dog/0.png", "dog/2.png",
+                                                      "dog/broken.jpg"}
     sys.path.insert(0, str(tmp_path))
     try:
+        assert main(command[3:] + ["--shard", "0/2"]) == 0              # resumed: the rest of shard 0
+        assert f"5 images in {out}" in capsys.readouterr().out
+        assert main(command[3:] + ["--shard", "1/2"]) == 0
+        assert "4 images in" in capsys.readouterr().out
+        merged = pd.concat([read_table(tmp_path / f"results-shard{k}of2.csv") for k in (0, 1)]).sort_values("index")
+        assert len(merged) == 9 and set(merged.layer) == {"conv2"}
+        assert merged.set_index("image").loc["dog/broken.jpg", "error"] != ""
+        # the merged table: a run with nothing left to do, drawing the sheet
+        merged.to_csv(tmp_path / "merged.csv", index=False)
+        sheet = tmp_path / "sheet.png"
         assert main(command[3:5] + [str(tmp_path / "merged.csv")] + command[6:] + ["--sheet", str(sheet)]) == 0
     finally:
         sys.path.remove(str(tmp_path))
@@ -416,3 +436,52 @@ def test_any_target_helpers_take_a_target_object_or_a_function(folder):
     assert difference.target_name[0] == "your target (a lambda)"
     figure = contact_sheet(difference, model, folder, n=4, size=SIZE, target=lambda output: output[1] - output[0])
     assert any("map of your target (a lambda)" in ax.get_title() for ax in figure.axes)
+
+
+class Segmenter(nn.Module):
+    """Scores per pixel (``{"out": [N, 2, H, W]}``, as torchvision's segmentation models): no class scores."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        return {"out": self.head(torch.relu(self.body(x)))}
+
+
+def test_a_model_without_class_scores_is_audited_for_a_target_of_its_output(folder):
+    model = Segmenter().eval()
+    target = lambda output: output[1].mean()                                     # noqa: E731
+    table = audit(model, folder, [model.body], target=target, size=SIZE, progress=False)
+    good = table[table.error == ""]
+    assert len(good) == 8 and good.predicted.isna().all() and good.probability.isna().all()
+    x = scaling_for(model, SIZE)(Image.open(folder / "cat" / "0.png"))[None]
+    with torch.no_grad():
+        expected = float(model(x)["out"][0, 1].mean())
+    assert good.score.iloc[0] == pytest.approx(expected, rel=1e-4)
+    assert set(good.target_name) == {"your target (a lambda)"}
+    # the prediction of a model that gives no class scores cannot be explained: the set-up's error, at once
+    with pytest.raises(ValueError, match="target"):
+        audit(model, folder, [model.body], size=SIZE, progress=False)
+
+
+class OneBad(torch.utils.data.Dataset):
+    """Five images of one size; the fourth holds a NaN, which makes the whole batch's input refused."""
+
+    def __len__(self) -> int:
+        return 5
+
+    def __getitem__(self, i: int):
+        image = torch.full((3, SIZE, SIZE), float(i))
+        if i == 3:
+            image[0, 5, 5] = float("nan")
+        return image, 0
+
+
+def test_an_image_the_model_cannot_take_fails_alone_not_its_batch():
+    model = tiny()
+    table = audit(model, OneBad(), [model.conv2], batch_size=5, progress=False)
+    assert (table.error == "").tolist() == [True, True, True, False, True]
+    assert "NaN" in table.error[3] and table.predicted.notna().sum() == 4

@@ -85,8 +85,10 @@ def audit(model: nn.Module, data: Any, target_layers: Optional[Sequence[nn.Modul
       ``id2label``), ImageNet's for 1000 classes, a folder's class folders' names. ``probability``: how
       scores become the ``probability`` column ("softmax", "sigmoid" or None; see ``helpers.targets``).
 
-    The rows of images that cannot be read hold the error, and no prediction. The caller's model is
-    left as it was (mode, weights, BatchNorm statistics, hooks).
+    An image that cannot be read, or that the model cannot take, gets a row with its error and no
+    prediction; the others go on. An error of the set-up (a target the model's output cannot give,
+    before any image was explained) is raised at once, with its message. The caller's model is left
+    as it was (mode, weights, BatchNorm statistics, hooks).
     """
     if isinstance(target, str) and target not in TARGET_RULES or isinstance(target, bool) or target is None \
             or not (isinstance(target, (str, int, np.integer)) or callable(target)):

@@ -58,7 +58,7 @@ def audit(model: nn.Module, data: Any, target_layers: Optional[Sequence[nn.Modul
           regions: Any = None, batch_size: int = 16, device: Optional[Union[str, torch.device]] = None,
           num_workers: int = 0, shard: Union[str, Tuple[int, int], None] = None,
           save_maps: Union[bool, str, os.PathLike] = False, map_size: int = 32,
-          labels: Optional[Mapping[str, int]] = None, names: Any = None, size: Optional[int] = None,
+          labels: Optional[Mapping[str, int]] = None, class_names: Any = None, size: Optional[int] = None,
           method: str = "GradCAM", probability: object = "auto", progress: bool = True,
           save_every: float = 60.0) -> pd.DataFrame:
     """One row per image of ``data``: prediction, label, the map's peak and strength, its share in a region.
@@ -81,7 +81,7 @@ def audit(model: nn.Module, data: Any, target_layers: Optional[Sequence[nn.Modul
     - ``save_maps``: True (beside ``out``) or a folder: each map as a ``map_size`` grid of float16, in
       one ``.npz`` per write; ``load_maps`` reads them.
     - ``device``: CUDA when there is one; the caller's model is copied there and left where it is.
-    - ``names``: the class names (a list, or a dict id -> name); by default the model's own (Hugging Face's
+    - ``class_names``: the class names (a list, or a dict id -> name); by default the model's own (Hugging Face's
       ``id2label``), ImageNet's for 1000 classes, a folder's class folders' names. ``probability``: how
       scores become the ``probability`` column ("softmax", "sigmoid" or None; see ``helpers.targets``).
 
@@ -113,7 +113,7 @@ def audit(model: nn.Module, data: Any, target_layers: Optional[Sequence[nn.Modul
         raise ValueError("target='label' explains each image's true label, but this folder has no labels (no class "
                          "subfolders): use target='prediction', or put the images in one subfolder per class")
     reader = _Reader(source, shard, done, batch_size, num_workers, model_device(runner).type == "cuda")
-    classes = Classes(model, names if names is not None else source.names, probability)
+    classes = Classes(model, class_names if class_names is not None else source.names, probability)
     table = Table(path, maps_at, save_every)
     from tqdm.auto import tqdm
 

@@ -22,7 +22,7 @@ could not be read (an unreadable file becomes an item with an error, never an ex
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -128,6 +128,10 @@ class Item:
     mask: Optional[np.ndarray]
     file_size: Tuple[int, int]
     error: str = ""
+
+    def pin_memory(self) -> "Item":
+        """The same item, its tensor in pinned memory (a DataLoader's ``pin_memory=True``, for CUDA)."""
+        return replace(self, tensor=self.tensor.pin_memory()) if self.tensor is not None else self
 
 
 def _short_error(error: BaseException) -> str:

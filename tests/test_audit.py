@@ -232,12 +232,12 @@ def test_a_dataset_and_a_dataloader_give_the_same_table():
     images, labels = torch.randn(7, 3, SIZE, SIZE), torch.tensor([0, 1, 0, 1, 0, 1, -1])
     dataset = torch.utils.data.TensorDataset(images, labels)
     model = tiny()
-    from_dataset = audit(model, dataset, [model.conv2], batch_size=3, progress=False, names=["cat", "dog"])
+    from_dataset = audit(model, dataset, [model.conv2], batch_size=3, progress=False, class_names=["cat", "dog"])
     assert list(from_dataset.image) == [str(i) for i in range(7)]
     assert list(from_dataset.label.astype(object).fillna(-1)) == [0, 1, 0, 1, 0, 1, -1]   # -1: no label
     assert pd.isna(from_dataset.correct[6]) and set(from_dataset.predicted_name) <= {"cat", "dog"}
     loader = torch.utils.data.DataLoader(dataset, batch_size=2)
-    from_loader = audit(model, loader, [model.conv2], batch_size=3, progress=False, names=["cat", "dog"])
+    from_loader = audit(model, loader, [model.conv2], batch_size=3, progress=False, class_names=["cat", "dog"])
     pd.testing.assert_frame_equal(from_loader, from_dataset, check_exact=False, rtol=1e-5)
     shuffled = torch.utils.data.DataLoader(dataset, batch_size=2, shuffle=True)
     with pytest.raises(ValueError, match=r"audit\(model, loader.dataset\)") as error:

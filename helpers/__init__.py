@@ -10,6 +10,8 @@ The plain functions come first; each module holds one concern:
 - ``cam``: ``gradcam`` and the other CAM methods, on one shared mechanism
 - ``viz``: ``overlay``, ``viz_gradcam``
 - ``widgets``: ``explore``, the interactive explorer
+- ``audit``: ``audit`` (a whole dataset's table: ``from helpers.audit import audit``, or
+  ``python -m helpers.audit FOLDER``), ``suspects``, ``contact_sheet``
 
 Names are imported on first use (PEP 562), so that ``python -m helpers.check`` and
 ``python -m helpers.setup`` start without torch: they can then say that torch is missing.

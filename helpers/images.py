@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import weakref
@@ -379,6 +380,28 @@ def load_image(source: ImageSource, size: Optional[int] = None, model: Optional[
     normalised = (pixels - mean) / std
     input_tensor = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None]
     return input_tensor, rgb_image
+
+
+def open_rgb(source: ImageSource) -> Tuple[Image.Image, str]:
+    """``source`` (as for :func:`load_image`) decoded, upright (EXIF orientation) and in 8-bit RGB, at
+    its own size; with a name for messages. What ``helpers.audit`` reads each file with.
+
+    Raises ``ValueError`` or ``OSError`` (naming the file) for anything that is not a readable image.
+
+    >>> open_rgb(Image.new("L", (30, 20)))[0].mode
+    'RGB'
+    """
+    image, name = _open(source)
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{name} is {width}x{height} pixels, more than the {MAX_PIXELS:,}-pixel "
+                         f"limit; make it smaller first")
+    try:
+        image.load()
+        with contextlib.redirect_stdout(io.StringIO()):       # no line per 16-bit image of a dataset
+            return _to_rgb(ImageOps.exif_transpose(image)), name
+    except (OSError, SyntaxError, ValueError) as error:  # Pillow raises all three for broken files
+        raise OSError(f"{name} could not be read as an image: {error}") from error
 
 
 #: How Pillow (and ITU-R 601) weighs red, green and blue in a grey image.

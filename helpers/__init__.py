@@ -6,9 +6,12 @@ The plain functions come first; each module holds one concern:
 - ``downloads``: the lesson's files, from cache, mirror or web (``fetch``)
 - ``images``: ``load_image``
 - ``models``: ``load_model``, ``default_target_layers``, ``layer_choices``
+- ``targets``: which score a map explains (a class id, or any function of the model's output)
 - ``cam``: ``gradcam`` and the other CAM methods, on one shared mechanism
 - ``viz``: ``overlay``, ``viz_gradcam``
 - ``widgets``: ``explore``, the interactive explorer
+- ``audit``: ``audit`` (a whole dataset's table: ``from helpers.audit import audit``, or
+  ``python -m helpers.audit FOLDER``), ``suspects``, ``contact_sheet``
 
 Names are imported on first use (PEP 562), so that ``python -m helpers.check`` and
 ``python -m helpers.setup`` start without torch: they can then say that torch is missing.

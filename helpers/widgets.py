@@ -35,7 +35,7 @@ from torch import nn
 from .cam import METHODS, check_input, check_target_layers, shown_name
 from .downloads import fetch
 from .explorer_graphs import ExplorerMaps
-from .explorer_state import Message, class_from_text, starting_state, upload_to_image
+from .explorer_state import TARGET, Message, class_from_text, starting_state, upload_to_image
 from .images import load_image
 from .viz import COLORMAPS, DEFAULT_CMAP, colormap_table, overlay
 
@@ -85,6 +85,15 @@ def colour_bar(cmap: str, width: int = 480) -> str:
             f"image</span></div></div>")
 
 
+def shown_value(graph, class_id: int) -> str:
+    """What the status line says of a class: its probability as a percentage ("probability 0.02%")
+    where the model's scores are probabilities (``graph.kind``), else the graph's own words
+    (``"score = 3.2"``, and the target's score)."""
+    if class_id != TARGET and graph.kind:
+        return f"probability {percent(graph.probabilities[class_id])}"
+    return graph.value(class_id)
+
+
 def encode_jpeg(picture: np.ndarray, quality: int = 90) -> bytes:
     """uint8 RGB ``[H, W, 3]`` to JPEG bytes (a few ms for 224 px, faster than PNG)."""
     buffer = io.BytesIO()
@@ -101,11 +110,13 @@ class Explorer:
     def __init__(self, model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
                  rgb_image: np.ndarray, class_id: Optional[int] = None, method: str = "GradCAM",
                  alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None,
-                 class_names: Optional[Sequence[str]] = None) -> None:
+                 class_names: Optional[Sequence[str]] = None, probability: object = "auto") -> None:
         import ipywidgets as widgets           # lazy on purpose: `from helpers import explore` stays light
 
+        target = class_id if callable(class_id) else None        # a target: offered as the class TARGET
+        class_id = TARGET if target is not None else class_id
         self.state = starting_state(model, target_layers, input_tensor, rgb_image, method, alpha, cmap, image_name,
-                                    class_names)
+                                    class_names, target, probability)
         self.maps = ExplorerMaps(model, self.state)
         self.model_name = getattr(model, "lesson_name", type(model).__name__)
         self._busy = False
@@ -161,11 +172,12 @@ class Explorer:
                           cmap=state.cmap)
         self.heatmap.value = encode_jpeg(picture)
         self.colour_bar.value = colour_bar(state.cmap)
-        probabilities = self.maps.graph().probabilities
-        top = int(probabilities.argmax())
+        graph = self.maps.graph()
+        best = int(graph.probabilities.argmax()) if len(graph.probabilities) else None
+        top = f"top class: {html.escape(state.label(best))} ({shown_value(graph, best)}) &nbsp;·&nbsp; " \
+            if best is not None else ""
         self.status.value = (f"<b>{html.escape(state.label(state.class_id))}</b>: "
-                             f"probability {percent(probabilities[state.class_id])} &nbsp;·&nbsp; top class: "
-                             f"{html.escape(state.label(top))} ({percent(probabilities[top])}) &nbsp;·&nbsp; "
+                             f"{shown_value(graph, state.class_id)} &nbsp;·&nbsp; {top}"
                              f"{html.escape(state.method)} at {html.escape(state.layer)} of {html.escape(self.model_name)}")
 
     # --- events: each changes the state, or on failure keeps all of it as it was -------------------
@@ -236,7 +248,7 @@ class Explorer:
 
     def _choose_class(self, keep: Optional[int] = None) -> None:
         """The class list for the chosen image (keeping the class shown), shown and drawn."""
-        self.state.set_class_options(self.maps.graph().probabilities, keep=keep)
+        self.state.set_class_options(self.maps.graph().probabilities, keep=keep, model=self.maps.model())
         self._show()
         self._draw()
 
@@ -244,7 +256,7 @@ class Explorer:
 def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
             rgb_image: np.ndarray, class_id: Optional[int] = None, method: str = "GradCAM",
             alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None,
-            class_names: Optional[Sequence[str]] = None):
+            class_names: Optional[Sequence[str]] = None, probability: object = "auto"):
     """An interactive GradCAM explorer: returns an ipywidgets widget to display.
 
     The arguments are the starting state; the widget's own controls change the class (this
@@ -252,8 +264,12 @@ def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: 
     (GradCAM, GradCAM++, HiResCAM, LayerCAM, EigenCAM), the opacity, the colours, and the image
     (the lesson's images or your own upload). ``image_name`` labels the first image; by default
     it is the lesson image's file name when the image is one of them, else "(your image)".
-    ``class_names``: your model's class names, one per class; by default ImageNet's for a model
-    of 1000 classes, else "class 0", "class 1"... The explorer shows one image and one layer at a
+    ``class_id`` may also be a target, a function of the model's output for the image that gives
+    one number (``helpers.targets``; pytorch-grad-cam's targets work): it is offered first in the
+    class list, and alone for a model whose output holds no class scores (a segmentation, a detector).
+    ``class_names``: your model's class names, one per class; by default Hugging Face's
+    ``config.id2label``, ImageNet's for a model of 1000 classes, else "class 0", "class 1"...
+    ``probability``: how scores become the p shown ("softmax", "sigmoid", None; "auto": from the model). The explorer shows one image and one layer at a
     time: several target layers are all offered in its Layer list, starting with the first.
     Every explorer keeps working; only the few most recently used hold memory for instant answers.
     """
@@ -273,7 +289,7 @@ def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: 
                       f"{', '.join(names[1:])} {'is' if len(names) == 2 else 'are'} in its Layer list (gradcam with "
                       f"several layers averages their maps)", stacklevel=2)
     explorer = Explorer(model, list(target_layers), input_tensor, rgb_image, class_id, method, alpha, cmap, image_name,
-                        class_names)
+                        class_names, probability)
     explorer.widget.explorer = explorer          # for tests and the curious
     return explorer.widget
 

@@ -18,6 +18,8 @@ tools/notebooks.py.)
 
 from __future__ import annotations
 
+import warnings
+
 import builtins
 import sys
 import traceback
@@ -108,6 +110,14 @@ def _names(types: Tuple[Type[BaseException], ...]) -> str:
     return " or ".join(t.__name__ for t in types)
 
 
+#: Warnings a learner's notebook need not show: Captum says, on every call, that it made the input
+#: require gradients (what it is meant to do; the lesson's tensors do not require them).
+QUIET_WARNINGS = (r"Input Tensor \d+ did not already require gradients",)
+
+
 def load_ipython_extension(shell) -> None:
-    """``%load_ext helpers.solutions`` (``import helpers`` in IPython does it too)."""
+    """``%load_ext helpers.solutions`` (``import helpers`` in IPython does it too): the cell magic
+    ``%%expect_error``, and no warnings of ``QUIET_WARNINGS`` in the notebook."""
     shell.register_magic_function(expect_error, magic_kind="cell")
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=UserWarning)

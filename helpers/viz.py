@@ -110,7 +110,8 @@ def describe(model: nn.Module, found: Explanation, class_names: Optional[Sequenc
     """What ``found`` (one image) explains, in a line or two: the class or target, and the model's top class.
 
     "Predicted class: 243 · bull mastiff (p = 0.38)"; "Target class: 3 · cat (p = 0.482); the
-    model's top class is ..."; "Target: SemanticSegmentationTarget(12) (score = 412)".
+    model's top class is ..." (or "..., the model's top class" when it is);
+    "Target: SemanticSegmentationTarget(12) (score = 412)".
     """
     target = found.targets[0]
     if found.logits is None:
@@ -131,6 +132,8 @@ def describe(model: nn.Module, found: Explanation, class_names: Optional[Sequenc
     elif callable(target):
         line = f"Target: {describe_target(target)} (score = {float(found.scores[0]):.4g}); the model's top class is " \
                f"{said(top)}"
+    elif int(target) == top:
+        line = f"Target class: {said(top)}, the model's top class"
     else:
         line = f"Target class: {said(int(target))}; the model's top class is {said(top)}"
     return line + (f"\n{how.assumed}" if how.assumed else "")

@@ -176,9 +176,11 @@ class Explorer:
         best = int(graph.probabilities.argmax()) if len(graph.probabilities) else None
         top = f"top class: {html.escape(state.label(best))} ({shown_value(graph, best)}) &nbsp;·&nbsp; " \
             if best is not None else ""
+        rows, columns = graph.activations.shape[-2:]
         self.status.value = (f"<b>{html.escape(state.label(state.class_id))}</b>: "
                              f"{shown_value(graph, state.class_id)} &nbsp;·&nbsp; {top}"
-                             f"{html.escape(state.method)} at {html.escape(state.layer)} of {html.escape(self.model_name)}")
+                             f"{html.escape(state.method)} at {html.escape(state.layer)} ({rows}×{columns} grid) "
+                             f"of {html.escape(self.model_name)}")
 
     # --- events: each changes the state, or on failure keeps all of it as it was -------------------
 

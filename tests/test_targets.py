@@ -432,7 +432,10 @@ def test_the_explorer_fits_any_class_count_and_offers_a_target_first(classes):
         logits = model(x)[0]
     top = int(logits.argmax())
     assert len(explorer.state.names) == classes and explorer.state.class_id == top
-    value = f"score = {float(logits[0]):.3g}" if classes == 1 else f"p = {torch.softmax(logits, 0)[top].item():.3g}"
+    from helpers.widgets import percent
+
+    value = f"score = {float(logits[0]):.3g}" if classes == 1 else \
+        f"probability {percent(torch.softmax(logits, 0)[top].item())}"
     assert f"{top} · class {top}</b>: {value}" in explorer.status.value
     if classes == 10:
         with_target = explore(model, [model.features[2]], x, rgb, class_id=lambda output: output[3] - output[4])

@@ -64,10 +64,11 @@ def test_a_class_change_redraws_synchronously_and_matches_gradcam(resnet_explore
     class_choice(widget).value = 281
     assert image.value != before and image.value[:2] == b"\xff\xd8"        # a new JPEG already
     assert "281 · tabby</b>: probability " in explorer.status.value and "%" in explorer.status.value
-    for layer in ("layer4", "layer3"):
+    for layer, grid in (("layer4", "7×7"), ("layer3", "14×14")):
         explorer.layer_choice.value = layer
         expected = gradcam(random_resnet, [getattr(random_resnet, layer)], 281, both[0])
         assert np.abs(explorer.maps.heatmap_for(281) - expected).max() <= 1e-4
+        assert f"at {layer} ({grid} grid)" in explorer.status.value          # episode 5 asks learners to read it
 
 
 def test_every_method_matches_helpers_on_the_stand_in(stand_in, both):

@@ -26,11 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architectures import class_scores, is_efficientnet, is_resnet
+from .architectures import is_efficientnet, is_resnet
 from .cam import (GRADIENT_FREE, _method, check_input, check_target_layers, class_gradients, compute_cams,
                   forward_with_activations, maps_to_image, model_input, shown_name)
 from .labels import check_class_id
-from .modelstate import eval_mode, model_device, model_lock, shared_twin, unwrap
+from .modelstate import eval_copy, eval_mode, model_device, model_lock, shared_twin, unwrap
+from .targets import class_scores
 
 
 # --- pixel-level maps -----------------------------------------------------------------------
@@ -42,8 +43,8 @@ def saliency(model: nn.Module, class_id: int, input_tensor: torch.Tensor) -> np.
     """
     check_class_id(class_id)
     x = model_input(model, input_tensor).requires_grad_(True)      # the model's dtype, not an inference tensor
-    with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
-        score = class_scores(model(x))[0, int(class_id)]
+    with eval_copy(model) as running, torch.inference_mode(False), torch.enable_grad():
+        score = class_scores(running(x))[0, int(class_id)]
         gradient, = torch.autograd.grad(score, x)
     return _unit(gradient[0].abs().amax(dim=0))
 
@@ -65,9 +66,9 @@ def score_along_path(model: nn.Module, class_id: int, input_tensor: torch.Tensor
     x = model_input(model, input_tensor)
     start = torch.zeros_like(x) if baseline is None else model_input(model, baseline)
     fractions = torch.linspace(0, 1, steps + 1, device=x.device, dtype=x.dtype)
-    with eval_mode(model), torch.no_grad():
+    with eval_copy(model) as running, torch.no_grad():
         path = torch.cat([start + f * (x - start) for f in fractions])
-        logits = torch.cat([model(path[i:i + BATCH]) for i in range(0, len(path), BATCH)])
+        logits = torch.cat([class_scores(running(path[i:i + BATCH])) for i in range(0, len(path), BATCH)])
     return fractions.cpu().numpy().astype(np.float32), logits[:, class_id].float().cpu().numpy()
 
 
@@ -389,12 +390,14 @@ def _curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap:
     rank = rank.reshape(1, 1, *x.shape[-2:])
     counts = [round(n * step / steps) for step in range(steps + 1)]
     logits = []
-    with eval_mode(model), torch.no_grad():
+    with eval_copy(model) as running, torch.no_grad():
+        device = model_device(model)
         for i in range(0, len(counts), BATCH):
             chosen = torch.cat([rank < count for count in counts[i:i + BATCH]])
             frames = torch.where(chosen, x, blurred) if insert else torch.where(chosen, blurred, x)
             # channels-last memory order: the same numbers, less CPU time per frame for a CNN
-            logits.append(class_scores(model(frames.contiguous(memory_format=torch.channels_last))))
+            frames = frames.to(device).contiguous(memory_format=torch.channels_last)
+            logits.append(class_scores(running(frames)))
     logits = torch.cat(logits)
     class_id = check_class_id(class_id, logits.shape[1])              # the model's own class count
     probabilities = torch.softmax(logits.float(), dim=1)             # numpy has no bfloat16

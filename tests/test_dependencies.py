@@ -109,7 +109,7 @@ def environment_yml() -> Dict[str, str]:
 def test_the_scan_finds_what_the_lesson_is_known_to_import():
     found = third_party_imports()
     assert {"torch", "torchvision", "numpy", "matplotlib", "pillow", "captum", "scipy", "grad-cam"} <= set(found)
-    assert "notebooks/03-gradcam-by-hand.ipynb" in found["grad-cam"]
+    assert "notebooks/08-your-own-model.ipynb" in found["grad-cam"]
     assert "jupyter-core" not in found                      # helpers.check imports it inside try/except ImportError
     assert imported_modules("%matplotlib inline\n!pip install x\nimport cv2\nfrom PIL import Image\nfrom . import a") \
         == {"cv2", "PIL"}

@@ -306,12 +306,17 @@ def test_instructor_notes_cover_the_usual_stumbles():
 @pytest.mark.parametrize("handout", sorted((ROOT / "notebooks" / "handouts").glob("*.ipynb")), ids=lambda p: p.name)
 def test_handouts_keep_only_the_setup_code(handout):
     """Set-up cells and cells to show, not type, keep their code; solutions are gone (one empty
-    "exercise" cell each; tests/test_notebook_format.py checks the rest)."""
+    "exercise" cell each), except a reveal: a solution cell to show, kept filled in (issue 23);
+    tests/test_notebook_format.py checks the rest."""
     full = json.loads((ROOT / "notebooks" / handout.name).read_text())
     cells = json.loads(handout.read_text())["cells"]
     code = [c for c in cells if c["cell_type"] == "code"]
-    typed = [c for c in full["cells"] if c["cell_type"] == "code" and not {"solution", "setup"} & set(c["metadata"].get("tags", []))]
-    assert len([c for c in code if not {"exercise", "setup"} & set(c["metadata"].get("tags", []))]) == len(typed)
+    def kept(c):            # typed or shown cells, and the reveals (solution cells to show, filled in)
+        tags = set(c["metadata"].get("tags", []))
+        return c["cell_type"] == "code" and "setup" not in tags and ("solution" not in tags or "show" in tags)
+
+    typed = [c for c in full["cells"] if kept(c)]
+    assert len([c for c in code if kept(c) and "exercise" not in c["metadata"].get("tags", [])]) == len(typed)
     for cell in code:
         tagged = bool({"setup", "show"} & set(cell["metadata"].get("tags", [])))
         assert bool("".join(cell["source"]).strip()) == tagged

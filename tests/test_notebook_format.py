@@ -114,16 +114,24 @@ def test_handouts_keep_challenges_and_shown_code_and_drop_solutions(episode):
     for kind in ("solution", "instructor"):
         for line in _long_lines([line for prose, _ in parts.get(kind, []) for line in prose]):
             assert line not in everything, f"{kind} text in the handout: {line!r}"
+    # a solution's code is gone from the handout, unless the cell is a reveal ("Show, do not type")
+    for _, blocks in parts.get("solution", []):
+        for block in blocks:
+            assert (block.strip() in everything) == block.lstrip().startswith("# Show, do not type"), block[:80]
     assert "collapsed" not in everything and "%%solution" not in everything
     code = [c for c in cells if c["cell_type"] == "code"]
+    reveals = [c for c in code if {"show", "solution"} <= set(c["metadata"].get("tags", []))]
     for cell in code:
         kept = {"setup", "show"} & set(cell["metadata"].get("tags", []))
         assert bool(_source(cell).strip()) == bool(kept), _source(cell)[:80]
         assert "jupyter" not in cell["metadata"]
-    shown = [_source(c) for c in full if c["cell_type"] == "code" and "show" in c["metadata"].get("tags", [])]
+    shown = [_source(c).removeprefix(notebook_tool.SOLUTION_MAGIC + "\n") for c in full
+             if c["cell_type"] == "code" and "show" in c["metadata"].get("tags", [])]
     assert shown == [_source(c) for c in code if "show" in c["metadata"].get("tags", [])]
-    with_code = sum(1 for _, blocks in parts.get("solution", []) if blocks)
+    with_code = sum(1 for _, blocks in parts.get("solution", [])
+                    if blocks and not blocks[0].lstrip().startswith("# Show, do not type"))
     assert sum("exercise" in c["metadata"].get("tags", []) for c in code) == with_code
+    assert all(_source(c).lstrip().startswith("# Show, do not type") for c in reveals)
 
 
 def test_the_site_keeps_instructor_notes_and_promises_no_collapsed_code():

@@ -171,14 +171,83 @@ def test_what_the_notes_say_to_show_is_filled_in_in_the_handout(episode):
     assert [label.group(1) for label in labels] == listed
 
 
-def test_the_notes_name_the_cells_the_issue_found_empty_in_the_handouts():
-    """Issue 16 found these cells marked "show, do not type" in the notes but empty in the handouts."""
-    expected = {"06": ["the Captum calls", "the methods side by side"],
-                "07": ["the blind line-up", "the deletion and insertion table", "the contact sheet"],
-                "09": ["the stamped training images"], "08": ["saving a checkpoint", "loading the checkpoint"]}
+def test_the_reveals_are_filled_in_in_the_handouts():
+    """Issue 23 found the reveal cells empty in the handouts: the cell that picks episode 4's cat
+    class and the one that reveals it, episode 7's blind line-up and its reveal are filled in."""
+    expected = {"04": ["the cat class the model believes in most", "the reveal"],
+                "07": ["the blind line-up", "the reveal of the line-up"]}
     for number, labels in expected.items():
         episode = next(p for p in EPISODES if p.name.startswith(number))
         assert set(labels) <= set(notes_row(episode)[-1].split("; ")), episode.name
+        handout = "\n".join("".join(c["source"]) for c in _cells(ROOT / "notebooks" / "handouts" / f"{episode.stem}.ipynb"))
+        for label in labels:
+            assert f"# Show, do not type: {label}" in handout, f"{episode.name}: {label} is empty in the handout"
+
+
+def test_no_handout_sentence_sends_learners_to_a_solution_it_does_not_have():
+    for handout in sorted((ROOT / "notebooks" / "handouts").glob("*.ipynb")):
+        prose = " ".join("".join(c["source"]) for c in _cells(handout) if c["cell_type"] == "markdown")
+        assert not re.search(r"\bsolution\b", prose, flags=re.I), f"{handout.name} mentions a solution it lacks"
+
+
+# --- the load of a lesson timed by its pilot workshops (issue 23) ------------------------------
+
+SHARED_TOOLS = ROOT.parent / "shared" / "tools"
+
+
+def _loads():
+    return {path.name[:2]: schedule_tool.load(path) for path in schedule_tool.episodes()}
+
+
+def test_the_load_is_that_of_a_piloted_lesson():
+    loads = _loads()
+    names = schedule_tool.scheduled_names(loads)
+    assert schedule_tool.load_problems(loads, names) == []
+    core = schedule_tool.load_rates([loads[n] for n in schedule_tool.core_numbers(loads)])
+    whole = schedule_tool.load_rates(list(loads.values()))
+    for rates in (core, whole):
+        assert rates["code per teaching minute"] <= 1.0
+        assert rates["exercise minutes per challenge"] >= 9
+        assert rates["solution lines per exercise minute"] <= 0.6
+    assert core["minutes"] <= 185
+    assert len(names["core"]) <= 10 and len(names["whole schedule"]) <= 20
+
+
+@pytest.mark.skipif(not (SHARED_TOOLS / "density.py").is_file(), reason="../shared/tools is not beside this checkout")
+def test_the_load_is_counted_as_the_shared_density_tool_counts_it():
+    """tools/schedule.py counts as ../shared/tools/density.py and helper_names.py do, episode by episode."""
+    result = subprocess.run([sys.executable, str(SHARED_TOOLS / "density.py"), str(ROOT)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    shared = {m.group(1): (int(m.group(2)), int(m.group(3)), int(m.group(4)))
+              for m in re.finditer(r"^(\d\d)-\S+\s.*?code\s+(\d+) .*?challenges (\d+) .*?solutions (\d+) ",
+                                   result.stdout, flags=re.M)}
+    ours = {number: (item.code, item.challenges, item.solution) for number, item in _loads().items()}
+    assert shared == ours
+    names = subprocess.run([sys.executable, str(SHARED_TOOLS / "helper_names.py"), str(ROOT)], capture_output=True,
+                           text=True, timeout=60).stdout.split()
+    assert names[1:] == schedule_tool.scheduled_names(_loads())["whole schedule"]
+    assert int(names[0]) <= 20
+
+
+def test_the_load_check_catches_a_dense_core_and_too_many_names():
+    dense = schedule_tool.Load("01", "01-x", "X", teaching=10, exercises=20, lines_typed=5, challenges=3, mcqs=1,
+                               shown=(), code=15, solution=13)
+    loads = {"01": dense}
+    names = {"core": [f"n{i}" for i in range(11)], "whole schedule": [f"n{i}" for i in range(11)]}
+    problems = schedule_tool.load_problems(loads, names)
+    assert any("1.50 code per teaching minute" in p for p in problems)
+    assert any("6.67 exercise minutes per challenge" in p for p in problems)
+    assert any("0.65 solution lines per exercise minute" in p for p in problems)
+    assert any("11 names from helpers, more than 10" in p for p in problems)
+    easy = schedule_tool.Load("01", "01-x", "X", 10, 20, 5, 2, 1, (), code=10, solution=12)
+    assert schedule_tool.load_problems({"01": easy}, {"core": ["a"], "whole schedule": ["a"]}) == []
+
+
+def test_the_density_count_follows_the_rules():
+    text = ("---\ntitle: x\n---\n```python\nimport torch\n# a comment\n\nx = 1\n```\n```output\nprinted\n```\n"
+            "::: challenge\n```python\nnot counted\n```\n::: solution\n```python\na\nb\n```\n:::\n:::\n")
+    assert schedule_tool.density(text) == schedule_tool.Density(code=2, solution=2, challenges=1)
 
 
 # --- multiple-choice questions that diagnose ----------------------------------------------------
@@ -209,6 +278,50 @@ def test_each_option_is_judged_and_several_right_answers_are_announced():
         assert right, f"{name}: no right answer"
         if len(right) > 1:
             assert "choose all that apply" in prose.lower(), f"{name}: {right} are right: say 'Choose all that apply'"
+
+
+#: Words that make an option sound careful: a learner who knows nothing picks the careful option.
+#: None of them may appear in a right answer unless a wrong answer has it too (issue 23).
+HEDGES = ("only", "may", "might", "can", "could", "some", "often", "usually", "likely", "possibly",
+          "probably", "relative", "relatively", "partly", "mostly", "tends", "suggests", "in this", "for this",
+          "this image", "this map", "this class", "at most", "at least", "nothing more", "as far as")
+
+
+def hedges_only_in_the_right_answer(options: dict, verdict: dict) -> list:
+    """The hedging words that appear in a right option and in no wrong one."""
+    def words(text: str) -> set:
+        plain = " " + " ".join(re.findall(r"[a-z]+", text.lower())) + " "
+        return {hedge for hedge in HEDGES if f" {hedge} " in plain}
+    right = set().union(*(words(options[x]) for x in options if verdict.get(x) == "Right"))
+    wrong = set().union(*(words(options[x]) for x in options if verdict.get(x) == "Wrong"))
+    return sorted(right - wrong)
+
+
+def test_no_right_answer_is_the_only_hedged_option():
+    hedged = {}
+    for name, _, options, solution in _multiple_choice():
+        found = hedges_only_in_the_right_answer(options, verdicts(options, solution))
+        if found:
+            hedged[f"{name}: {next(iter(options.values()))[:30]}..."] = found
+    assert not hedged, f"hedging words only in the right answer: {hedged}"
+
+
+def test_every_wrong_option_names_its_misconception():
+    """The solution says why each wrong option is wrong, in more than a word: the misconception."""
+    for name, _, options, solution in _multiple_choice():
+        for letter, verdict in verdicts(options, solution).items():
+            if verdict != "Wrong":
+                continue
+            reason = re.search(rf"\*\*{letter}\.\*\*\s*Wrong\b[:,.]?(.*?)(?=\n\s*(?:- )?\*\*[A-D]\.\*\*|\Z)",
+                               solution, flags=re.S).group(1)
+            assert len(reason.split()) >= 8, f"{name}, option {letter}: say which misconception it holds"
+
+
+def test_the_hedge_check_catches_a_careful_right_answer():
+    options = {"A": "The model sees dogs.", "B": "In this map, the evidence may be on the dog."}
+    assert hedges_only_in_the_right_answer(options, {"A": "Wrong", "B": "Right"}) == ["in this", "may", "this map"]
+    assert hedges_only_in_the_right_answer({"A": "It may be so.", "B": "It may not."},
+                                           {"A": "Wrong", "B": "Right"}) == []
 
 
 def test_the_question_checks_catch_a_giveaway_and_an_unannounced_second_answer():

@@ -12,8 +12,9 @@ guess sees the ``:::`` divs and asks for pandoc). The ``:::`` divs then become:
   ``jupyter.source_hidden`` and ``outputs_hidden``); instructor notes left out;
 - for the site (``tools/site.py``): the same, but instructor notes stay, as a labelled block;
 - for the live-coding handouts (``notebooks/handouts/``): challenge text without its solution
-  (one empty code cell where a solution's code was), and every code cell empty except the
-  set-up cells and the cells to show, not type.
+  (one empty code cell where a solution's code was, except a solution cell marked "Show, do not
+  type": a reveal, kept filled in so that learners run it once they have predicted), and every
+  code cell empty except the set-up cells and the cells to show, not type.
 
 Three comments among a code cell's first lines mark it (the Workbench's pandoc reads a fence's
 info string as one word, so tags cannot go there): ``# Set-up: ...`` tags it ``setup``,
@@ -283,7 +284,9 @@ def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
         if part.fold == "instructor" and target != SITE:
             continue
         if part.fold == "solution" and target == HANDOUT:
-            if part is next((p for p in same_group if p.kind == "code"), None):
+            if part.kind == "code" and "show" in part.tags:     # a reveal: filled in, to run after predicting
+                cells.append(nbformat.v4.new_code_cell(part.text, metadata={"tags": ["show", "solution"]}))
+            elif part is next((p for p in same_group if p.kind == "code"), None):
                 cells.append(nbformat.v4.new_code_cell("", metadata={"tags": ["exercise"]}))
             continue
         if part.kind == "code":

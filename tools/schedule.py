@@ -15,6 +15,15 @@ and holds the front matter's minutes to two limits: at most ``LINES_PER_MINUTE``
 teaching minute, and at least ``CHALLENGE_MINUTES`` of exercise time per challenge
 (``MCQ_MINUTES`` per MCQ). tests/test_schedule.py checks the limits and that the pages agree.
 
+It also measures the **load** as ``../shared/tools/density.py`` measures any Workbench lesson, so that
+this lesson can be compared with carpentries-lab/deep-learning-intro, a lesson timed by its pilot
+workshops (1.00 code lines per teaching minute, 9.3 exercise minutes per challenge, 0.60 solution
+lines per exercise minute): every code line outside challenges, typed or shown, per teaching minute;
+exercise minutes per challenge; solution lines per exercise minute; for the core (the episodes up to
+the explorer) and for the whole schedule, against ``DENSITY_LIMITS``. And it counts the names from
+``helpers`` that the scheduled episodes' code uses (as ``../shared/tools/helper_names.py`` does),
+against ``NAME_LIMITS``: every name is one more thing that works only inside this lesson.
+
 Two paths through the lesson (``PATHS``), each with its breaks: a half-day core that ends with
 the explorer, and the full day.
 """
@@ -26,7 +35,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import notebooks as notebook_tool  # noqa: E402
@@ -41,6 +50,16 @@ LINES_PER_MINUTE = 1.5          # typing along: at most this many lines per teac
 CHALLENGE_MINUTES = 5           # exercise time per challenge
 MCQ_MINUTES = 3                 # ... and per multiple-choice question
 
+#: The load of a lesson timed by its pilot workshops (carpentries-lab/deep-learning-intro), as limits
+#: for the core and for the whole schedule (issue 23).
+DENSITY_LIMITS = {"code per teaching minute": 1.0, "exercise minutes per challenge": 9.0,
+                  "solution lines per exercise minute": 0.6}
+CORE_MINUTES = 185              # the core's teaching and exercises, at most
+#: How many names from helpers the scheduled episodes may use: in all, and in the core.
+NAME_LIMITS = {"whole schedule": 20, "core": 10}
+#: Fences whose lines are not code (outputs and the like), as density.py skips them.
+NOT_CODE = {"output", "error", "warning", "md", "markdown", "yaml", "text", "txt", "json"}
+
 #: The paths through the lesson: name, the episodes (by two-digit number), the breaks after an
 #: episode (name, minutes), and one line on what the path is for.
 PATHS: List[Tuple[str, List[str], Dict[str, Tuple[str, int]], str]] = [
@@ -48,7 +67,8 @@ PATHS: List[Tuple[str, List[str], Dict[str, Tuple[str, int]], str]] = [
      {"02": ("Break", 15), "04": ("Break", 10)},
      "GradCAM from tensors to heatmaps, ending with learners exploring on their own."),
     ("Full day", ["01", "02", "03", "04", "05", "06", "07", "08", "09"],
-     {"02": ("Break", 15), "04": ("Break", 10), "05": ("Lunch", 60), "06": ("Break", 10), "07": ("Break", 15)},
+     {"02": ("Break", 15), "04": ("Break", 10), "05": ("Lunch", 60), "06": ("Break", 10), "07": ("Break", 15),
+      "08": ("Break", 10)},
      "The core in the morning; other methods, tests of trust and your own model after lunch. "
      "Episodes 6 to 9 can also be a follow-up session of their own: they build on episodes 1 to 4."),
 ]
@@ -75,6 +95,8 @@ class Load:
     challenges: int             # all challenges, MCQs included
     mcqs: int
     shown: Tuple[str, ...]      # what the "Show, do not type: WHAT" cells show
+    code: int = 0               # code lines outside challenges, typed or shown (density.py's count)
+    solution: int = 0           # code lines of the solutions
 
     @property
     def minutes(self) -> int:
@@ -103,6 +125,101 @@ class Load:
 
 def episodes() -> List[Path]:
     return sorted(EPISODES.glob("[0-9]*.md"))
+
+
+@dataclass(frozen=True)
+class Density:
+    """What density.py counts in one episode: code lines outside challenges, solution lines, challenges."""
+
+    code: int
+    solution: int
+    challenges: int
+
+
+def density(text: str) -> Density:
+    """Count an episode's Markdown as ``../shared/tools/density.py`` does.
+
+    A code line is a non-blank line that is not a comment, inside a fence that is not an output
+    (``NOT_CODE``); inside a ``solution`` div it is a solution line, inside a ``challenge`` (outside
+    its solution) it counts as neither, anywhere else it is a code line.
+
+    >>> density("```python\nx = 1\n# note\n```\n::: challenge\n::: solution\n```python\ny\n```\n:::\n:::\n")
+    Density(code=1, solution=1, challenges=1)
+    """
+    divs: List[str] = []
+    fence, counted = None, False
+    code = solution = count = 0
+    for line in text.split("\n---\n", 1)[-1].splitlines() if text.startswith("---") else text.splitlines():
+        stripped = line.strip()
+        if fence is not None:
+            if stripped.startswith(fence) and stripped.strip("`~") == "":
+                fence = None
+            elif counted and stripped and not stripped.startswith("#"):
+                if "solution" in divs:
+                    solution += 1
+                elif "challenge" not in divs:
+                    code += 1
+            continue
+        opening = re.match(r"^(:{3,})\s*\{?\s*\.?([A-Za-z][\w-]*)", stripped)
+        if opening:
+            divs.append(opening.group(2))
+            count += opening.group(2) == "challenge"
+            continue
+        if re.fullmatch(r":{3,}", stripped):
+            if divs:
+                divs.pop()
+            continue
+        fenced = re.match(r"^(```+|~~~+)\s*\{?\s*\.?([\w-]*)", stripped)
+        if fenced:
+            fence, counted = fenced.group(1), fenced.group(2).lower() not in NOT_CODE
+    return Density(code, solution, count)
+
+
+def helper_names(paths: List[Path], modules: Optional[List[str]] = None) -> List[str]:
+    """The names from ``helpers`` that the code of ``paths`` uses: imported (``from helpers[.x] import
+    a, b``) or reached as ``helpers.x.name`` / ``module.name`` after ``from helpers import module``.
+
+    >>> helper_names([])
+    []
+    """
+    modules = modules if modules is not None else [p.stem for p in (ROOT / "helpers").glob("*.py")]
+    names = set()
+    for path in paths:
+        code = re.sub(r"#.*", "", "\n".join(_python_lines(path.read_text(encoding="utf-8"))))
+        imported_modules = set()
+        for found in re.finditer(r"from\s+helpers(?:\.(\w+))?\s+import\s+(\([^)]*\)|[^\n]+)", code):
+            for name in re.split(r"[,\s()]+", found.group(2)):
+                if not name or name == "as":
+                    continue
+                if found.group(1) is None and name in modules:
+                    imported_modules.add(name)
+                else:
+                    names.add(name)
+        for found in re.finditer(r"\bhelpers\.(\w+)(?:\.(\w+))?", code):
+            if found.group(1) in modules and found.group(2):
+                names.add(found.group(2))
+            elif found.group(1) not in modules:
+                names.add(found.group(1))
+        for module in imported_modules:
+            names.update(re.findall(rf"\b{module}\.(\w+)", code))
+    return sorted(names - {"*"})
+
+
+def _python_lines(text: str) -> List[str]:
+    """The lines of an episode's Python fences (```python or a bare fence)."""
+    fence, lines = None, []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if fence:
+            if stripped.startswith(fence) and not stripped.strip("`~"):
+                fence = None
+            else:
+                lines.append(line)
+        else:
+            opened = re.match(r"^(```+|~~~+)\s*\{?\s*\.?(\w*)", stripped)
+            if opened and opened.group(2).lower() in ("python", "py", ""):
+                fence = opened.group(1)
+    return lines
 
 
 def challenges(text: str) -> List[bool]:
@@ -143,12 +260,54 @@ def shown_label(code: str) -> str:
 def load(path: Path) -> Load:
     meta, parts = notebook_tool.parse_episode(path)
     typed = [p for p in parts if p.kind == "code" and not p.fold and not {"setup", "show"} & set(p.tags)]
-    kinds = challenges(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    kinds = challenges(text)
+    counted = density(text)
     return Load(number=path.name[:2], name=path.stem, title=meta["title"], teaching=int(meta["teaching"]),
                 exercises=int(meta["exercises"]),
                 lines_typed=sum(1 for p in typed for line in p.text.splitlines() if line.strip()),
                 challenges=len(kinds), mcqs=sum(kinds),
-                shown=tuple(shown_label(p.text) for p in parts if p.kind == "code" and "show" in p.tags))
+                shown=tuple(shown_label(p.text) for p in parts if p.kind == "code" and "show" in p.tags),
+                code=counted.code, solution=counted.solution)
+
+
+def core_numbers(loads: Dict[str, Load]) -> List[str]:
+    """The episodes of the core: the first path's (the half-day core, ending with the explorer)."""
+    return [n for n in PATHS[0][1] if n in loads]
+
+
+def load_rates(items: List[Load]) -> Dict[str, float]:
+    """density.py's three rates for some episodes together, and their minutes."""
+    teaching, exercises = sum(i.teaching for i in items), sum(i.exercises for i in items)
+    return {"code per teaching minute": sum(i.code for i in items) / max(teaching, 1),
+            "exercise minutes per challenge": exercises / max(sum(i.challenges for i in items), 1),
+            "solution lines per exercise minute": sum(i.solution for i in items) / max(exercises, 1),
+            "minutes": teaching + exercises}
+
+
+def load_problems(loads: Dict[str, Load], names: Dict[str, List[str]]) -> List[str]:
+    """What breaks the load limits (density, the core's minutes, the helpers names), in words."""
+    found = []
+    parts = {"core": [loads[n] for n in core_numbers(loads)], "whole schedule": list(loads.values())}
+    for part, items in parts.items():
+        rates = load_rates(items)
+        for measure, limit in DENSITY_LIMITS.items():
+            too_much = rates[measure] < limit if measure.startswith("exercise") else rates[measure] > limit
+            if too_much:
+                found.append(f"{part}: {rates[measure]:.2f} {measure}, beyond the limit of {limit} (teach fewer "
+                             f"things: move what an instructor would drop to a self-study page)")
+        if part == "core" and rates["minutes"] > CORE_MINUTES:
+            found.append(f"core: {rates['minutes']} minutes of teaching and exercises, more than {CORE_MINUTES}")
+        if len(names[part]) > NAME_LIMITS[part]:
+            found.append(f"{part}: the episodes use {len(names[part])} names from helpers, more than "
+                         f"{NAME_LIMITS[part]}: {', '.join(names[part])}")
+    return found
+
+
+def scheduled_names(loads: Dict[str, Load]) -> Dict[str, List[str]]:
+    """The helpers names of the core's episodes and of the whole schedule's."""
+    return {"core": helper_names([EPISODES / f"{loads[n].name}.md" for n in core_numbers(loads)]),
+            "whole schedule": helper_names([EPISODES / f"{item.name}.md" for item in loads.values()])}
 
 
 def clock(minutes: int) -> str:
@@ -192,17 +351,26 @@ def index_schedule(loads: Dict[str, Load]) -> str:
 
 
 def load_table(loads: Dict[str, Load]) -> str:
-    """The instructor notes' table: minutes, what fills them, and the cells to show, not type."""
+    """The instructor notes' table: minutes, what fills them, the load as density.py measures it,
+    and the cells to show, not type."""
     rows = ["| episode | teach | exercises | lines typed | lines per teaching minute | challenges (MCQ) "
-            "| exercise minutes needed | show, do not type |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+            "| exercise minutes needed | code lines | code per teaching minute | exercise minutes per challenge "
+            "| solution lines | show, do not type |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for item in loads.values():
         rows.append(f"| {int(item.number)}. {item.title} | {item.teaching} | {item.exercises} | {item.lines_typed} "
                     f"| {item.lines_typed / item.teaching:.1f} | {item.challenges} ({item.mcqs}) "
-                    f"| {item.exercise_minutes_needed} | {'; '.join(item.shown) or '—'} |")
+                    f"| {item.exercise_minutes_needed} | {item.code} | {item.code / item.teaching:.2f} "
+                    f"| {item.exercises / max(item.challenges, 1):.1f} | {item.solution} "
+                    f"| {'; '.join(item.shown) or '—'} |")
     total = list(loads.values())
-    rows.append(f"| **total** | {sum(i.teaching for i in total)} | {sum(i.exercises for i in total)} "
-                f"| {sum(i.lines_typed for i in total)} | | {sum(i.challenges for i in total)} "
-                f"({sum(i.mcqs for i in total)}) | {sum(i.exercise_minutes_needed for i in total)} | |")
+    for label, items in (("**core**", [loads[n] for n in core_numbers(loads)]), ("**total**", total)):
+        rates = load_rates(items)
+        rows.append(f"| {label} | {sum(i.teaching for i in items)} | {sum(i.exercises for i in items)} "
+                    f"| {sum(i.lines_typed for i in items)} | | {sum(i.challenges for i in items)} "
+                    f"({sum(i.mcqs for i in items)}) | {sum(i.exercise_minutes_needed for i in items)} "
+                    f"| {sum(i.code for i in items)} | {rates['code per teaching minute']:.2f} "
+                    f"| {rates['exercise minutes per challenge']:.1f} | {sum(i.solution for i in items)} | |")
+    names = scheduled_names(loads)
     paths = "\n".join(f"- **{name}**: episodes {int(numbers[0])} to {int(numbers[-1])}, "
                       f"{clock(path_minutes(loads, numbers, breaks))} with breaks. {purpose}"
                       for name, numbers, breaks, purpose in PATHS)
@@ -212,7 +380,21 @@ def load_table(loads: Dict[str, Load]) -> str:
             f"typed per teaching minute, and {CHALLENGE_MINUTES} minutes of exercise time per "
             f"challenge ({MCQ_MINUTES} per multiple-choice question). The last column lists the "
             f"cells marked `# Show, do not type: ...` in the episodes: the handouts keep them filled "
-            f"in; show them, and let learners run them.\n\n" + "\n".join(rows) + f"\n\n{GENERATED[1]}")
+            f"in; show them, and let learners run them.\n\n"
+            f"The load, as `../shared/tools/density.py` measures any Workbench lesson: every code line "
+            f"outside challenges, typed or shown, per teaching minute (at most "
+            f"{DENSITY_LIMITS['code per teaching minute']}), exercise minutes per challenge (at least "
+            f"{DENSITY_LIMITS['exercise minutes per challenge']:.0f}) and solution lines per exercise minute (at "
+            f"most {DENSITY_LIMITS['solution lines per exercise minute']}), for the core and the whole "
+            f"schedule: the load of carpentries-lab/deep-learning-intro, a lesson timed by its pilot "
+            f"workshops (1.00, 9.3 and 0.60). The solution lines per exercise minute: core "
+            f"{load_rates([loads[n] for n in core_numbers(loads)])['solution lines per exercise minute']:.2f}, "
+            f"whole schedule {load_rates(total)['solution lines per exercise minute']:.2f}.\n\n"
+            + "\n".join(rows) +
+            f"\n\nThe names from `helpers` the scheduled episodes use: {len(names['whole schedule'])} (at most "
+            f"{NAME_LIMITS['whole schedule']}), {len(names['core'])} of them in the core (at most "
+            f"{NAME_LIMITS['core']}): {', '.join(f'`{n}`' for n in names['whole schedule'])}. "
+            f"`learners/reference.md` gives each one's library equivalent.\n\n{GENERATED[1]}")
 
 
 def pages(loads: Dict[str, Load]) -> Dict[Path, str]:
@@ -236,6 +418,7 @@ def pages(loads: Dict[str, Load]) -> Dict[Path, str]:
 def main(argv: List[str]) -> int:
     loads = {path.name[:2]: load(path) for path in episodes()}
     problems = [problem for item in loads.values() for problem in item.problems()]
+    problems += load_problems(loads, scheduled_names(loads))
     missing = [n for _, numbers, _, _ in PATHS for n in numbers if n not in loads]
     if missing:
         problems.append(f"PATHS names episodes that do not exist: {', '.join(sorted(set(missing)))}")
@@ -249,7 +432,13 @@ def main(argv: List[str]) -> int:
         if page.read_text(encoding="utf-8") != text:
             page.write_text(text, encoding="utf-8")
             print(f"wrote {page.relative_to(ROOT)}")
-    print(load_table(loads).split("\n\n")[-2])
+    print(load_table(loads).split("\n\n")[-3])
+    for part, items in (("core", [loads[n] for n in core_numbers(loads)]), ("whole schedule", list(loads.values()))):
+        rates = load_rates(items)
+        print(f"{part}: {rates['minutes']} min; code {rates['code per teaching minute']:.2f} per teaching minute; "
+              f"{rates['exercise minutes per challenge']:.1f} exercise minutes per challenge; solutions "
+              f"{rates['solution lines per exercise minute']:.2f} lines per exercise minute; "
+              f"{len(scheduled_names(loads)[part])} helpers names")
     return _report(problems)
 
 

@@ -366,3 +366,28 @@ def test_no_code_line_is_longer_than_79_characters(episode):
     for block in re.findall(r"```python\n(.*?)```", episode.read_text(), flags=re.S):
         for line in block.splitlines():
             assert len(line) <= 79, f"{len(line)} characters: {line}"
+
+
+def test_the_self_study_questions_diagnose_as_the_episodes_do():
+    """The episodes' rules for multiple-choice questions (tests/test_schedule.py), for the self-study
+    lessons: the right answer is not the longest, carries no hedging word of its own, every wrong
+    option's discussion names its misconception, and the right letter is not always the same."""
+    from test_schedule import hedges_only_in_the_right_answer, questions, shown_length, verdicts
+
+    rights = []
+    for page in LESSONS[len(EPISODES):]:
+        found = [(options, solution) for _, options, solution in questions(page.read_text()) if options]
+        assert found, f"{page.name} has no multiple-choice question"
+        for options, solution in found:
+            verdict = verdicts(options, solution)
+            right = [x for x in options if verdict.get(x) == "Right"]
+            rights += right
+            assert max(shown_length(options[x]) for x in right) < \
+                max(shown_length(options[x]) for x in options if verdict.get(x) == "Wrong"), \
+                f"{page.name}: the right answer is the longest option"
+            assert not hedges_only_in_the_right_answer(options, verdict), page.name
+            for letter in (x for x in options if verdict.get(x) == "Wrong"):
+                reason = re.search(rf"\*\*{letter}\.\*\*\s*Wrong\b[:,.]?(.*?)(?=\n\s*(?:- )?\*\*[A-D]\.\*\*|\Z)",
+                                   solution, flags=re.S).group(1)
+                assert len(reason.split()) >= 8, f"{page.name}, option {letter}: name its misconception"
+    assert len(set(rights)) > 1, f"the right answer is always {rights[0]}"

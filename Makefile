@@ -2,7 +2,7 @@
 # can run themselves. Each target is self-sufficient: it creates .venv and installs what it needs.
 PYTHON ?= python3
 
-.PHONY: help lab test check site mirror setup notebooks check-notebooks preflight workbench
+.PHONY: help lab test check site mirror setup notebooks check-notebooks outputs links preflight workbench
 
 help:
 	@$(PYTHON) lesson.py help
@@ -33,6 +33,12 @@ notebooks:      ## regenerate notebooks/ from episodes/
 
 check-notebooks:  ## fail if notebooks/ and episodes/ disagree
 	$(PYTHON) lesson.py notebooks --check
+
+outputs:        ## write the marked cells' printouts and figures into the episodes (LESSON_MODEL=resnet50 before a workshop)
+	$(PYTHON) lesson.py outputs $(ARGS)
+
+links:          ## write every link to the lesson's public home from config.yaml's source (set it first)
+	$(PYTHON) lesson.py links $(ARGS)
 
 preflight:      ## instructors: check the lesson's claims against the model learners use (LESSON_MODEL)
 	$(PYTHON) lesson.py preflight

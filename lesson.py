@@ -9,6 +9,8 @@ make can run them directly:
     python lesson.py mirror [FOLDER]   # write the lesson's files to FOLDER (default lesson-mirror/)
     python lesson.py setup    # only the set-up
     python lesson.py notebooks [--check]   # regenerate notebooks/ from episodes/ (or check they agree)
+    python lesson.py outputs [--check]     # write the marked cells' printouts and figures into the episodes
+    python lesson.py links [--check]       # write every link to the lesson's public home (config.yaml's source)
     python lesson.py preflight  # instructors: check the text's claims against LESSON_MODEL (default ResNet-50)
     python lesson.py workbench  # check the lesson with the Carpentries Workbench (R's sandpaper), build site/
 
@@ -210,7 +212,7 @@ MISSING_DATA = """
 Stopped before starting JupyterLab: the lesson's images are missing (see the lines above), and
 every notebook stops at its first cell without them. What to do:
   - connect to the internet and run this again, or
-  - set LESSON_DATA_MIRROR to your instructor's folder and run this again (learners/setup.md, Route 4).
+  - set LESSON_DATA_MIRROR to your instructor's folder and run this again (learners/setup.md: "Offline: an instructor's USB stick").
 To start JupyterLab anyway: make lab ARGS=--anyway   (or: python lesson.py lab --anyway)"""
 
 
@@ -225,6 +227,14 @@ def setup(developer: bool = False) -> tuple:
     if not data_ok:
         print("WARNING: some lesson data is missing (see above); the lesson needs it.", flush=True)
     return python, data_ok
+
+
+def nbval_arguments() -> List[str]:
+    """What makes pytest run every learners' notebook with nbval too (the lesson's design: nbval
+    checks that each cell runs; ``--nbval-lax``: outputs are not compared), in this environment's
+    kernel. The handouts are left to the Run All harness: their cells are mostly empty."""
+    notebooks = sorted([*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "notebooks" / "self-study").glob("*.ipynb")])
+    return ["--nbval-lax", "--nbval-current-env", *(str(path.relative_to(ROOT)) for path in notebooks)]
 
 
 def test_environment() -> dict:
@@ -379,6 +389,35 @@ def install_r_packages(rscript: str, folder: Path) -> None:
                          f"a package the folder lacks may be missing; install it, then run this again.")
 
 
+#: The Workbench's links to the lesson's repository, as varnish writes them when config.yaml's source is
+#: empty ("/edit/main/...", "/blob/main/...", "/"), and its Contact link when contact is: they lead nowhere.
+LINKS_TO_NOWHERE = re.compile(r'\s*\|?\s*<a href="(?:/(?:edit|blob)/[^"]*|/)">[^<]*(?:<i [^>]*></i>)?\s*</a>')
+CONTACT_TO_NOBODY = re.compile(r'\s*\|?\s*<a href="mailto:">[^<]*</a>')
+
+
+def config_value(key: str, config: Optional[Path] = None) -> str:
+    """A top-level ``key: 'value'`` of config.yaml ("" when empty or missing)."""
+    text = (config or ROOT / "config.yaml").read_text(encoding="utf-8")
+    match = re.search(rf"^{re.escape(key)}:\s*(['\"]?)(.*?)\1\s*(?:#.*)?$", text, flags=re.MULTILINE)
+    return match.group(2).strip() if match else ""
+
+
+def without_links_to_nowhere(site: Path, source: str, contact: str) -> int:
+    """Take the Workbench's source, edit and contact links out of the built pages while config.yaml
+    has no source (contact): the lesson has no public home yet. Returns how many pages changed."""
+    changed = 0
+    for page in site.rglob("*.html"):
+        text = original = page.read_text(encoding="utf-8")
+        if not source:
+            text = re.sub(r"\s*\|\s*(</p>)", r"\1", LINKS_TO_NOWHERE.sub("", text))
+        if not contact:
+            text = CONTACT_TO_NOBODY.sub("", text)
+        if text != original:
+            page.write_text(text, encoding="utf-8")
+            changed += 1
+    return changed
+
+
 def workbench() -> int:
     """Validate the lesson with the Carpentries Workbench (headings too), then build it in site/."""
     rscript = find_rscript()
@@ -397,6 +436,12 @@ def workbench() -> int:
         print(WORKBENCH_FAILED, flush=True)
         return 1
     run(rscript, WORKBENCH_R, "build", ROOT)
+    source, contact = config_value("source"), config_value("contact")
+    if not DRY_RUN and not (source and contact):
+        without_links_to_nowhere(ROOT / "site" / "docs", source, contact)
+        print(f"config.yaml has no {' and no '.join(k for k, v in (('source', source), ('contact', contact)) if not v)} "
+              f"yet (the lesson's public home): the pages leave those links out (README: \"When the lesson gets "
+              f"its public home\").", flush=True)
     if not DRY_RUN:
         print(f"The Workbench site is in {ROOT / 'site' / 'docs'}: open index.html there in a browser "
               f"(instructor/ holds the instructors' view).", flush=True)
@@ -424,8 +469,10 @@ def main(argv: list[str]) -> int:
     elif command == "test":
         python = ensure_venv(developer=True)
         run(python, "-m", "helpers.setup", env=test_environment())
-        # on every core: each notebook runs once per model, its tests on one worker (tests/notebook_runs.py)
-        run(python, "-m", "pytest", "tests", "-n", "auto", "--dist", "loadgroup", "--durations=25", *argv[1:], env=test_environment())
+        # on every core: each notebook runs once per model, its tests on one worker (tests/notebook_runs.py);
+        # in the same run, nbval runs every learners' notebook too, each on one worker
+        run(python, "-m", "pytest", "tests", *nbval_arguments(), "-n", "auto", "--dist", "loadgroup",
+            "--durations=25", *argv[1:], env=test_environment())
     elif command == "check":
         python, _ = setup()
         run(python, "-m", "helpers.check")
@@ -440,6 +487,12 @@ def main(argv: list[str]) -> int:
     elif command == "notebooks":
         python = ensure_venv(developer=True)
         run(python, ROOT / "tools" / "notebooks.py", *argv[1:])
+    elif command == "outputs":
+        python = ensure_venv(developer=True)
+        run(python, ROOT / "tools" / "outputs.py", *argv[1:])
+    elif command == "links":
+        python = ensure_venv(developer=True)
+        run(python, ROOT / "tools" / "links.py", *argv[1:])
     elif command == "preflight":
         python = ensure_venv(developer=False)
         run(python, "-m", "helpers.claims", *argv[1:])

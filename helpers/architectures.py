@@ -22,6 +22,7 @@ ResNet-50 and EfficientNet-Lite0, by name); ``helpers.models`` and ``helpers.cam
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import weakref
@@ -32,7 +33,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .modelstate import eval_mode, model_device, model_dtype, model_lock, unwrap
+from .modelstate import eval_copy, model_device, model_dtype, model_lock
+from .targets import class_scores, hf_config, main_tensor, output_kind
 
 #: Layers that only pool, drop, flatten or rearrange: never a target of their own.
 PASS_THROUGH = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Dropout2d,
@@ -124,52 +126,6 @@ def to_feature_map(output: torch.Tensor, layout: Layout) -> torch.Tensor:
     return output[:, layout.prefix:, :].reshape(output.shape[0], h, w, output.shape[2]).permute(0, 3, 1, 2)
 
 
-# --- the model's output: its class scores ---------------------------------------------------------
-
-def class_scores(output: object) -> torch.Tensor:
-    """The class scores ``[N, classes]`` in what a model returned.
-
-    A tensor is taken as it is; from anything else, its ``logits`` (Hugging Face's outputs,
-    a dict with a "logits" key), or else the one tensor of two dimensions among its items (a
-    tuple, list, named tuple or dict). Otherwise a ``ValueError`` says what the model
-    returned and how to wrap it (``helpers.models.ClassScores``).
-
-    >>> class_scores({"logits": torch.zeros(1, 10), "features": torch.zeros(1, 8, 4, 4)}).shape
-    torch.Size([1, 10])
-    """
-    if isinstance(output, torch.Tensor):
-        if output.dim() == 2:
-            return output
-        raise ValueError(f"the model gives output of shape {tuple(output.shape)}, not class scores [N, classes]")
-    logits = output.get("logits") if isinstance(output, Mapping) else getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor) and logits.dim() == 2:
-        return logits
-    items = list(output.values()) if isinstance(output, Mapping) else \
-        list(output) if isinstance(output, (tuple, list)) else []
-    tensors = [item for item in items if isinstance(item, torch.Tensor)]
-    scores = [tensor for tensor in tensors if tensor.dim() == 2]
-    if len(scores) == 1:
-        return scores[0]
-    raise ValueError(_not_scores(output, tensors, scores))
-
-
-def _not_scores(output: object, tensors: List[torch.Tensor], scores: List[torch.Tensor]) -> str:
-    """What the model returned, in one line, and how to get class scores from it."""
-    kind = type(output).__name__
-    shapes = ", ".join(str(list(tensor.shape)) for tensor in tensors)
-    got = f"a {kind} of {len(tensors)} tensors ({shapes})" if tensors else f"a {kind}"
-    if scores:
-        return (f"the model returned {got}, and which of them are the class scores [N, classes] is not clear: wrap "
-                f"the model so that it returns them, for example ClassScores(model, 0) (from helpers.models) for "
-                f"the first")
-    if tensors:
-        return (f"the model returned {got}, none of them class scores [N, classes]: is it a backbone (timm's "
-                f"features_only=True)? GradCAM explains a class score: make the model without features_only, or "
-                f"give it a classifier head")
-    return (f"the model returned {got}, not class scores [N, classes]: wrap the model so that it returns them, "
-            f"for example ClassScores(model, lambda output: output.scores) (from helpers.models)")
-
-
 def configured(model: nn.Module) -> nn.Module:
     """The module that says how ``model`` was made: the model itself, or inside a wrapper
     (``nn.Sequential(vit)``, ``DataParallel``, ``torch.compile``) the outermost timm or torchvision
@@ -192,24 +148,64 @@ def prefix_tokens(model: nn.Module) -> Optional[int]:
     return None
 
 
-def input_size(model: nn.Module) -> Tuple[int, int]:
-    """The image size the model was made for, else 224.
+def own_size(model: nn.Module) -> Optional[Tuple[int, int]]:
+    """The image size the model says it was made for (height, width), or None when it does not say.
 
-    timm: the size its (first) patch embedding was built for (``img_size=``), else its config;
-    torchvision's ViT: its ``image_size``.
+    Hugging Face: ``config.image_size``; timm: the size its (first) patch embedding was built for
+    (``img_size=``), else its ``pretrained_cfg``; torchvision: its ViT's ``image_size``, else the
+    crop size of the torchvision weights made for its architecture.
     """
-    model = configured(model)
-    for module in model.modules():
+    config = hf_config(model)
+    size = getattr(config, "image_size", None)
+    if isinstance(size, int) or (isinstance(size, (tuple, list)) and len(size) == 2):
+        return image_pair(size if isinstance(size, int) else tuple(int(side) for side in size))
+    inner = configured(model)
+    for module in inner.modules():
         built = getattr(module, "img_size", None)
         if isinstance(built, (tuple, list)) and len(built) == 2 and all(isinstance(side, int) for side in built):
             return int(built[0]), int(built[1])
-    config = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
-    if isinstance(config, dict) and len(config.get("input_size", ())) == 3:
-        return int(config["input_size"][1]), int(config["input_size"][2])
-    size = getattr(model, "image_size", None)
-    if isinstance(size, int):
-        return size, size
-    return 224, 224
+    timm_config = getattr(inner, "pretrained_cfg", None) or getattr(inner, "default_cfg", None) or {}
+    if isinstance(timm_config, dict) and len(timm_config.get("input_size", ())) == 3:
+        return int(timm_config["input_size"][1]), int(timm_config["input_size"][2])
+    side = getattr(inner, "image_size", None)
+    if isinstance(side, int):
+        return side, side
+    weights = next(filter(None, map(torchvision_weights, model.modules())), None)
+    if weights is not None:
+        crop = int(weights.transforms().crop_size[0])
+        return crop, crop
+    return None
+
+
+def input_size(model: nn.Module) -> Tuple[int, int]:
+    """The image size the model was made for (``own_size``), else 224."""
+    return own_size(model) or (224, 224)
+
+
+def torchvision_weights(model: nn.Module):
+    """The torchvision ImageNet weights made for ``model``'s architecture, or None.
+
+    Matched by the builder's class and the number of parameters without the classifier (so a
+    model given a new head for other classes still matches): ``Inception_V3_Weights.IMAGENET1K_V1``
+    for ``inception_v3(num_classes=2)``. Reads torchvision's metadata only; nothing is downloaded.
+    """
+    if not type(model).__module__.startswith("torchvision.models."):
+        return None
+    import torchvision.models as models       # torchvision loads on first use, not with the helpers
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    classes = linears[-1].out_features if linears else None
+    heads = [m for m in linears if m.out_features == classes]
+    body = sum(p.numel() for p in model.parameters()) - sum(p.numel() for h in heads for p in h.parameters())
+    for name in models.list_models(module=models):
+        if models.get_model_builder(name).__annotations__.get("return") is not type(model):
+            continue
+        for weights in models.get_model_weights(name):
+            count = len(weights.meta["categories"])
+            their_heads = sum(h.in_features * count + (count if h.bias is not None else 0) for h in heads)
+            if weights.meta["num_params"] - their_heads == body:
+                return weights
+    return None
 
 
 def input_channels(model: nn.Module) -> Optional[int]:
@@ -262,11 +258,15 @@ def image_pair(image_size: object) -> Tuple[int, int]:
 
 def dry_run_sizes(model: nn.Module, image_size: Optional[object] = None) -> List[Tuple[int, int]]:
     """The sizes the dry run tries, in order: ``image_size`` alone when given; else the model's own
-    (``dry_run_size``, ``input_size``), then ``DRY_RUN_SIZE`` and ``OTHER_SIZES``."""
+    (``own_size``: its config, timm's ``pretrained_cfg``, torchvision's weights) first, then
+    ``DRY_RUN_SIZE`` and ``OTHER_SIZES``. (A size the model does not take may change a model in
+    place, as Hugging Face's Swin shrinks its windows; the dry run runs a copy, so it cannot.)"""
     if image_size is not None:
         return [image_pair(image_size)]
     sides = (DRY_RUN_SIZE,) + OTHER_SIZES
-    return list(dict.fromkeys([dry_run_size(model), input_size(model)] + [(side, side) for side in sides]))
+    own = own_size(model)
+    return list(dict.fromkeys(([own] if own else []) + [dry_run_size(model), input_size(model)] +
+                              [(side, side) for side in sides]))
 
 
 @dataclass(frozen=True)
@@ -292,6 +292,8 @@ class Survey:
     size: Tuple[int, int]
     fixed: bool
     unordered: Dict[int, str]
+    output: str = "scores"
+    output_channels: int = 0
 
 
 def display_name(name: str) -> str:
@@ -345,7 +347,7 @@ def _first_size_that_runs(model: nn.Module, sizes: List[Tuple[int, int]]) -> Sur
     failures: List[Tuple[Tuple[int, int], Exception]] = []
     for size in sizes:
         try:
-            records = _record_grids(model, size)
+            records, kind, channels = _record_grids(model, size)
         except Exception as error:  # noqa: BLE001 - a size the model does not take fails in any way
             failures.append((size, error))
             continue
@@ -355,13 +357,28 @@ def _first_size_that_runs(model: nn.Module, sizes: List[Tuple[int, int]]) -> Sur
         doubtful = [(output, ordered) for output, ordered in records if output.layout.kind != "NCHW" or transformer]
         unordered = {id(output.module): output.name for output, ordered in doubtful if not ordered}
         outputs = [output for output, _ in records if id(output.module) not in unordered]
-        return Survey(outputs, size, bool(failures) or needs_fixed_size(model), unordered)
+        fixed = bool(failures) or needs_fixed_size(model) or _only_its_own_size(model, size)
+        return Survey(outputs, size, fixed, unordered, kind, channels)
     (size, error), tried = failures[0], ", ".join(f"{h}x{w}" for (h, w), _ in failures)
     first = f"{type(error).__name__}: {error}".splitlines()[0][:200]
     raise ValueError(f"could not find target layers for a {type(model).__name__}: a dry run on a blank image "
                      f"failed at every size tried ({tried}); at {size[0]}x{size[1]}: {first}. If the model takes "
                      f"another size, say which: image_size= (for example default_target_layers(model, "
                      f"image_size=40)); or pass target_layers yourself")
+
+
+def _only_its_own_size(model: nn.Module, size: Tuple[int, int]) -> bool:
+    """For a Hugging Face model that ran at its own size: whether it fails at half that size (its ViT
+    refuses any other size), run on a copy, so nothing the model does to itself stays."""
+    if hf_config(model) is None or size != own_size(model):
+        return False
+    half = (max(8, size[0] // 2), max(8, size[1] // 2))
+    try:
+        with eval_copy(model) as running, torch.no_grad():
+            running(spotted_pair(model, half)[:1])
+    except Exception:  # noqa: BLE001 - a size the model does not take fails in any way
+        return True
+    return False
 
 
 def spotted_pair(model: nn.Module, size: Tuple[int, int]) -> torch.Tensor:
@@ -375,13 +392,14 @@ def spotted_pair(model: nn.Module, size: Tuple[int, int]) -> torch.Tensor:
     return images
 
 
-def _record_grids(model: nn.Module, size: Tuple[int, int]) -> List[Tuple[LayerOutput, bool]]:
-    """Each grid the model makes from ``spotted_pair``, and whether it shows the spot where it is."""
+def _record_grids(model: nn.Module, size: Tuple[int, int]) -> Tuple[List[Tuple[LayerOutput, bool]], str, int]:
+    """Each grid the model makes from ``spotted_pair``, and whether it shows the spot where it is; the kind
+    of the model's output (``helpers.targets.output_kind``) and, for a score per pixel, its channels."""
     prefix = prefix_tokens(model)
     names = {module: name for name, module in model.named_modules() if name}
     records: List[Tuple[LayerOutput, bool]] = []
 
-    def hook(module: nn.Module, inputs, output) -> None:
+    def hook(module: nn.Module, copied: nn.Module, inputs, output) -> None:
         if isinstance(module, PASS_THROUGH) or type(module).__name__ in PASS_THROUGH_NAMES:
             return
         if not isinstance(output, torch.Tensor) or output.dim() not in (3, 4) or output.shape[0] != 2:
@@ -395,14 +413,18 @@ def _record_grids(model: nn.Module, size: Tuple[int, int]) -> List[Tuple[LayerOu
         records.append((LayerOutput(display_name(path), module, shape, layout, path), _shows_spot(output, layout)))
 
     images = spotted_pair(model, size)
-    handles = [module.register_forward_hook(hook) for module in names]
-    try:
-        with eval_mode(model), torch.no_grad():
-            unwrap(model)(images)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return records
+    with eval_copy(model) as running:                  # the model itself is never hooked nor switched
+        handles = [running.of(module).register_forward_hook(functools.partial(hook, module))
+                   for module in names if running.of(module) is not None]
+        try:
+            with torch.no_grad():
+                output = running(images)
+        finally:
+            for handle in handles:
+                handle.remove()
+    kind = output_kind(output)
+    dense = main_tensor(output) if kind == "dense" else None
+    return records, kind, int(dense.shape[1]) if dense is not None else 0
 
 
 def _shows_spot(output: torch.Tensor, layout: Layout) -> bool:
@@ -443,23 +465,46 @@ def _reaching(model: nn.Module, outputs: List[LayerOutput], size: Tuple[int, int
     wanted = {id(output.module): output for output in outputs}
     kept: Dict[int, torch.Tensor] = {}
 
-    def hook(module: nn.Module, inputs, output) -> None:
+    def hook(module: nn.Module, copied: nn.Module, inputs, output) -> None:
         if id(module) not in kept and isinstance(output, torch.Tensor) and output.requires_grad:
             kept[id(module)] = output
 
-    with model_lock(model):                           # before the hooks go on: no other thread's pass fires them
-        handles = [output.module.register_forward_hook(hook) for output in {id(o.module): o for o in outputs}.values()]
+    with eval_copy(model) as running:                # the model itself is never hooked nor switched
+        modules = {id(o.module): o.module for o in outputs}.values()
+        handles = [running.of(module).register_forward_hook(functools.partial(hook, module))
+                   for module in modules if running.of(module) is not None]
         try:
-            with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
+            with torch.inference_mode(False), torch.enable_grad():
                 image = torch.randn(1, input_channels(model) or 3, *size, generator=torch.Generator().manual_seed(0))
                 image = image.to(device=model_device(model), dtype=model_dtype(model)).requires_grad_(True)
-                scores = class_scores(unwrap(model)(image))
+                scores = _all_scores(running(image))
                 gradients = torch.autograd.grad(scores.sum(), list(kept.values()), allow_unused=True) if kept else []
         finally:
             for handle in handles:
                 handle.remove()
     return {key for key, gradient in zip(kept, gradients)
             if gradient is not None and bool(gradient[:, wanted[key].layout.prefix:].abs().max() > 0)}
+
+
+def _all_scores(output: object) -> torch.Tensor:
+    """What a model's output is about (its class scores, its ``pooler_output``...: ``main_tensor``), or
+    else every number it holds, each tensor summed."""
+    main = main_tensor(output)
+    if main is not None and main.requires_grad:
+        return main
+    try:
+        return class_scores(output)
+    except ValueError:
+        tensors = [t for t in _flat_tensors(output) if t.is_floating_point() and t.requires_grad]
+        return torch.stack([t.sum() for t in tensors]) if tensors else torch.zeros(1)
+
+
+def _flat_tensors(output: object) -> List[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    items = list(output.values()) if isinstance(output, Mapping) else list(output) \
+        if isinstance(output, (tuple, list)) else list(getattr(output, "__dict__", {}).values())
+    return [tensor for item in items for tensor in _flat_tensors(item)]
 
 
 @dataclass(frozen=True)
@@ -523,9 +568,18 @@ def _class_token_choices(model: nn.Module, found: Survey, limit: int) -> List[Ch
 
 
 def _grid_choices(model: nn.Module, found: Survey, limit: int) -> List[Choice]:
-    """For each grid size, coarsest first, the outermost layer of that size, the last to finish."""
+    """For each grid size, coarsest first, the outermost layer of that size, the last to finish.
+
+    For a model that gives a score per pixel, the layers at its end that already give those
+    scores (as many channels as the output, after every other grid) are left out: GradCAM there
+    would explain the scores with themselves.
+    """
+    outputs = list(found.outputs)
+    if found.output == "dense":
+        while len(outputs) > 1 and _channels(outputs[-1]) == found.output_channels:
+            outputs.pop()
     by_grid: Dict[Tuple[int, int], LayerOutput] = {}
-    for output in found.outputs:                    # in finishing order: a later one of equal depth wins
+    for output in outputs:                          # in finishing order: a later one of equal depth wins
         best = by_grid.get(output.layout.grid)
         if best is None or _depth(output.name) <= _depth(best.name):
             by_grid[output.layout.grid] = output
@@ -533,15 +587,52 @@ def _grid_choices(model: nn.Module, found: Survey, limit: int) -> List[Choice]:
     first = ordered[0]
     (height, width), (rows, columns) = found.size, first.layout.grid
     step = height // rows
-    channels = first.shape[1] if first.layout.kind == "NCHW" else first.shape[-1]
+    channels = _channels(first)
     scale = f"{rows}x{columns} for its {height}x{width} input" if found.fixed else \
         f"{224 // step}x{224 // step} for a 224 px image"
     layout = "" if first.layout.kind == "NCHW" else \
         f" Its output is {first.layout.describe()}; GradCAM turns it into [N, C, h, w] automatically."
+    after = "After it the model pools the grid away, so this is the last layer that says where." \
+        if found.output == "scores" else "It is the model's coarsest grid (its output is not class scores: " \
+        "explain it with a target)."
     reason = (f"{first.name}: the last layer whose output is a spatial feature map: {channels} channels on a "
-              f"grid with one position per {step} pixels ({scale}). After it the model pools the grid "
-              f"away, so this is the last layer that says where.{layout}")
+              f"grid with one position per {step} pixels ({scale}). {after}{layout}")
     return [Choice(first.name, first.module, reason)] + [Choice(o.name, o.module, "") for o in ordered[1:limit]]
+
+
+def _channels(output: LayerOutput) -> int:
+    return int(output.shape[1] if output.layout.kind == "NCHW" else output.shape[-1])
+
+
+def _dense_torchvision(model: nn.Module) -> Optional[str]:
+    """"detection" or "segmentation" for torchvision's detectors and segmentation models, else None."""
+    module = type(model).__module__
+    for kind in ("detection", "segmentation"):
+        if module.startswith(f"torchvision.models.{kind}."):
+            return kind
+    return None
+
+
+def backbone_choices(model: nn.Module, limit: int = 4) -> List[Choice]:
+    """The last stages of ``model.backbone`` (``backbone.body`` behind a feature pyramid), coarse to fine:
+    the target layers of a detector or a segmentation model (torchvision's, or any with a ``backbone``)."""
+    backbone = model.backbone
+    body = getattr(backbone, "body", None)
+    path, stages = ("backbone.body", body) if isinstance(body, nn.Module) else ("backbone", backbone)
+    convolutional = [(name, child) for name, child in stages.named_children()
+                     if any(isinstance(m, nn.modules.conv._ConvNd) for m in child.modules())]
+    if not convolutional:
+        raise ValueError(f"no convolutional stage found in model.{path}; pass target_layers yourself")
+    keyed = isinstance(stages, nn.ModuleDict)            # IntermediateLayerGetter: body["16"], not body[16]
+    chosen = [(f'{path}["{name}"]' if keyed and name.isdigit() else display_name(f"{path}.{name}"), child)
+              for name, child in convolutional[::-1][:limit]]
+    pyramid = " through its feature pyramid (model.backbone.fpn)" if path == "backbone.body" else ""
+    earlier = f" The stages before it ({', '.join(name for name, _ in chosen[1:])}) have grids as fine or finer." \
+        if len(chosen) > 1 else ""
+    reason = (f"{chosen[0][0]}: the last stage of the model's backbone, its coarsest feature map, which the model's "
+              f"heads read{pyramid}. The layers after it turn features into the model's output (boxes and scores, "
+              f"or a score per pixel); at the last of them GradCAM would explain the output with itself.{earlier}")
+    return [Choice(name, module, reason if i == 0 else "") for i, (name, module) in enumerate(chosen)]
 
 
 def surveyed_choices(model: nn.Module, limit: int = 4, image_size: Optional[object] = None) -> List[Choice]:
@@ -558,6 +649,8 @@ def surveyed_choices(model: nn.Module, limit: int = 4, image_size: Optional[obje
     At most ``limit``. ``image_size``: the size of the dry run (see ``dry_run``).
     """
     found = dry_run(model, image_size)
+    if found.output not in ("scores", "embedding") and isinstance(getattr(model, "backbone", None), nn.Module):
+        return backbone_choices(model, limit)
     if not found.outputs:
         raise ValueError(f"no layer of this {type(model).__name__} gives a spatial feature map (a grid of "
                          f"positions) for a {found.size[0]}x{found.size[1]} image; pass target_layers yourself")
@@ -598,6 +691,8 @@ def target_layer_choices(model: nn.Module, image_size: Optional[object] = None) 
                   f"choice for the stand-in; only a 1x1 convolution head follows before the pooling).")
         return [Choice(f"blocks[{i}]", model.blocks[i], reason if i == count - 1 else "")
                 for i in range(count - 1, max(count - 5, -1), -1)]
+    if _dense_torchvision(model) and isinstance(getattr(model, "backbone", None), nn.Module):
+        return backbone_choices(model)
     try:
         return surveyed_choices(model, image_size=image_size)
     except ValueError:

@@ -4,7 +4,8 @@ The mechanism (as in pytorch-grad-cam's ``base_cam.py``, in a few plain function
 
 1. run the model once, in eval mode, keeping the target layer's output (its activations)
    with a forward hook that is removed straight after;
-2. take the gradient of one class's score (logit) with respect to those activations;
+2. take the gradient of one score with respect to those activations: a class's score (logit), or
+   any *target* (``helpers.targets``: a segmentation's pixels, a detection, a similarity...);
 3. a *method* turns activations and gradients into a small map, one value per position;
 4. keep the positive part, scale it to [0, 1] and resize it to the image.
 
@@ -15,6 +16,8 @@ The other methods change only that step; see ``METHODS``.
 >>> heatmap = gradcam(model, [model.layer4], 245, input_tensor)       # doctest: +SKIP
 >>> heatmap.shape, heatmap.dtype                                      # doctest: +SKIP
 ((224, 224), dtype('float32'))
+>>> from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget   # doctest: +SKIP
+>>> gradcam(deeplab, [deeplab.backbone.layer4], SemanticSegmentationTarget(12, mask), x)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -28,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architectures import (class_scores, display_name, infer_layout, input_channels, prefix_tokens,
-                            taken_size, target_layer_choices, to_feature_map, unordered_layer)
-from .labels import check_class_id
-from .modelstate import eval_mode, model_device, model_dtype, model_lock, unwrap
+from .architectures import (display_name, infer_layout, input_channels, prefix_tokens, taken_size,
+                            target_layer_choices, to_feature_map, unordered_layer)
+from .modelstate import eval_copy, model_device, model_dtype, model_lock, running_problem
+from .targets import Target, as_targets, check_embedding_targets, class_scores, target_scores
 
 
 # --- 3. the methods: (activations [N,C,h,w], gradients [N,C,h,w]) -> maps [N,h,w] -----------
@@ -123,34 +126,54 @@ def forward_with_activations(model: nn.Module, target_layers: Sequence[nn.Module
                              ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
     """Run ``model`` once in eval mode; return its logits and each target layer's output.
 
-    Each output is returned as a feature map ``[N, C, h, w]``. A vision transformer's tokens
+    The logits are the model's class scores, also when it returns them inside an object, a
+    tuple or a dict (``helpers.targets.class_scores``). See ``forward_keeping``, which returns
+    the model's output as it is (for a target that reads anything).
+    """
+    output, activations = forward_keeping(model, target_layers, input_tensor, detach, reshape)
+    return class_scores(output), activations
+
+
+def forward_keeping(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
+                    detach: bool = False, reshape: Optional[Reshape] = None) -> Tuple[object, List[torch.Tensor]]:
+    """Run ``model`` once in eval mode; return its output, as it is, and each target layer's output.
+
+    Each layer's output is returned as a feature map ``[N, C, h, w]``. A vision transformer's tokens
     ``[N, 1 + h*w, C]`` and a channels-last ``[N, h, w, C]`` (Swin) are turned into one
     automatically (``helpers.architectures.infer_layout``); ``reshape``, a function from the
     layer's output to ``[N, C, h, w]`` such as pytorch-grad-cam's ``reshape_transform``,
     overrides that. Gradients taken with respect to the returned maps are the model's own.
-    The logits are the model's class scores, also when it returns them inside an object, a
-    tuple or a dict (``helpers.architectures.class_scores``). A wrapped model (``torch.compile``,
-    ``DataParallel``) runs as the model it wraps. A layer that runs several times keeps its first
-    call, as pytorch-grad-cam does, with a warning.
+    The model runs as an eval-mode copy that shares its weights (``helpers.modelstate.eval_copy``):
+    the model itself is never switched to eval mode nor hooked, so another thread may use it
+    meanwhile. A wrapped model (``torch.compile``, ``DataParallel``) runs as the model it wraps.
+    A layer that runs several times keeps its first call, as pytorch-grad-cam does, with a warning.
 
     With ``detach=True`` (one layer only) the kept activations are a fresh leaf of the graph:
     the network runs without a graph up to the layer, and only the part after it is kept for
     gradients, which saves memory (for a batch of 8 on ResNet-50, most of a gigabyte).
-    Hooks are removed before this returns, on error too; the caller's mode is restored.
     """
     layers = check_target_layers(model, target_layers)
     if detach and len(layers) != 1:
         raise ValueError("detach=True keeps one layer's activations; pass a single target layer")
     x = model_input(model, input_tensor)
     run = _run_keeping(model, layers, x, detach, reshape)
-    logits = class_scores(run.output)
-    if detach and not logits.requires_grad:
+    if detach and not _carries_graph(run.output):
         # A torch.no_grad() block in the model's forward around the layer ended the graph that
         # the hook began: keep the whole graph instead.
         run = _run_keeping(model, layers, x, False, reshape)
-        logits = class_scores(run.output)
     _check_kept(model, layers, run, tuple(x.shape[-2:]))
-    return logits, [run.kept[i] for i in range(len(layers))]
+    return run.output, [run.kept[i] for i in range(len(layers))]
+
+
+def _carries_graph(output: object) -> bool:
+    """Whether any tensor in a model's output (a tensor, dict, list, tuple or object) has a graph."""
+    if isinstance(output, torch.Tensor):
+        return output.requires_grad
+    if isinstance(output, dict):
+        return any(_carries_graph(value) for value in output.values())
+    if isinstance(output, (list, tuple)):
+        return any(_carries_graph(value) for value in output)
+    return any(_carries_graph(value) for value in getattr(output, "__dict__", {}).values())
 
 
 @dataclass
@@ -166,12 +189,13 @@ class _Run:
 
 def _run_keeping(model: nn.Module, layers: List[nn.Module], x: torch.Tensor, detach: bool,
                  reshape: Optional[Reshape]) -> _Run:
-    """One forward pass with a hook on each layer, which keeps the layer's first output as a map."""
+    """One forward pass of an eval-mode copy of the model, with a hook on each layer's copy, which
+    keeps the layer's first output as a map."""
     run = _Run()
     kept = run.kept
 
-    def keeper(index: int):
-        def hook(module: nn.Module, inputs, output):
+    def keeper(index: int, module: nn.Module):                # module: the model's own layer
+        def hook(copied: nn.Module, inputs, output):
             run.calls[index] = run.calls.get(index, 0) + 1
             if index in kept:
                 return None                             # a later call: the first one is kept
@@ -194,29 +218,30 @@ def _run_keeping(model: nn.Module, layers: List[nn.Module], x: torch.Tensor, det
                 return _keep_reshaped(model, module, output, to_map, leaf, kept, index)
         return hook
 
-    failure: Optional[_NotAGrid] = None
-    # The model's lock (reentrant: eval_mode takes it too) is held BEFORE the hooks go on, so
-    # another thread's forward pass cannot fire this call's hooks.
-    with model_lock(model):
-        handles = [layer.register_forward_hook(keeper(i)) for i, layer in enumerate(layers)]
+    failure: Optional[Exception] = None
+    # The hooks go on the layers of an eval-mode copy that shares the model's weights: the model
+    # itself is never hooked nor switched to eval mode, so another thread may use it meanwhile.
+    with eval_copy(model) as running:
+        handles = [running.of(layer).register_forward_hook(keeper(i, layer))
+                   for i, layer in enumerate(layers) if running.of(layer) is not None]
         try:
             # detach: no graph before the layer (the hook turns it on), so memory stays that of one
             # forward pass however deep the layer sits; the grad mode is restored when this ends.
-            with eval_mode(model), torch.inference_mode(False), torch.set_grad_enabled(not detach):
+            with torch.inference_mode(False), torch.set_grad_enabled(not detach):
                 if not detach:
                     x.requires_grad_(True)
-                run.output = unwrap(model)(x)
+                run.output = running(x)
         except _NotAGrid as error:
             failure = error
-        except (RuntimeError, AssertionError) as error:   # timm's ViTs assert their size
-            failure = error
+        except (RuntimeError, AssertionError, ValueError) as error:   # timm's ViTs assert their size,
+            failure = error                                              # Hugging Face's raise ValueError
         finally:
             for handle in handles:
                 handle.remove()
     if isinstance(failure, _NotAGrid):                  # explained now that the hooks are gone
         raise ValueError(failure.explain(model)) from None
     if failure is not None:
-        problem = _channel_problem(model, x) or _size_problem(model, x)
+        problem = _channel_problem(model, x) or _size_problem(model, x, failure)
         if problem is None:
             raise failure
         raise ValueError(problem) from failure
@@ -324,22 +349,29 @@ def _keep_reshaped(model: nn.Module, module: nn.Module, output: torch.Tensor, to
 
 def class_gradients(logits: torch.Tensor, activations: Sequence[torch.Tensor], class_ids: Sequence[int],
                     keep_graph: bool = False, names: Optional[Sequence[str]] = None) -> List[torch.Tensor]:
-    """The gradient of each image's class score with respect to the kept activations.
+    """The gradient of each image's class score with respect to the kept activations (see ``score_gradients``)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        index = torch.as_tensor(list(class_ids), device=logits.device).reshape(-1, 1)
+        return score_gradients(logits.gather(1, index)[:, 0], activations, keep_graph, names)
+
+
+def score_gradients(scores: torch.Tensor, activations: Sequence[torch.Tensor], keep_graph: bool = False,
+                    names: Optional[Sequence[str]] = None) -> List[torch.Tensor]:
+    """The gradient of each image's score (``scores``, ``[N]``) with respect to the kept activations.
 
     Uses ``torch.autograd.grad``, so no ``.grad`` of the model's weights is touched. When the
     score does not depend on a layer (the model's forward runs it under ``torch.no_grad()``
     or detaches its output: a frozen backbone), a ``ValueError`` names the layer (``names``).
     """
     names = list(names) if names is not None else ["the target layer"] * len(activations)
-    index = torch.as_tensor(list(class_ids), device=logits.device).reshape(-1, 1)
     # also when the caller is inside torch.no_grad() or torch.inference_mode()
     with torch.inference_mode(False), torch.enable_grad():
-        score = logits.gather(1, index).sum()
+        score = scores.sum()
         gradients = torch.autograd.grad(score, list(activations), retain_graph=keep_graph, allow_unused=True) \
             if score.requires_grad else [None] * len(activations)
     unused = [name for name, gradient in zip(names, gradients) if gradient is None]
     if unused:
-        raise ValueError(f"the class score does not depend on {', '.join(dict.fromkeys(unused))}: is that part of "
+        raise ValueError(f"the score does not depend on {', '.join(dict.fromkeys(unused))}: is that part of "
                          f"the model's forward run under torch.no_grad() or .detach() (a frozen backbone)? GradCAM "
                          f"follows the gradient from the score back to the layer: freeze weights with "
                          f"requires_grad_(False) instead, or choose a layer after the frozen part")
@@ -372,45 +404,80 @@ def _min_max(maps: torch.Tensor) -> torch.Tensor:
     return (maps - low) / (high + 1e-7)
 
 
-def compute_cams(model: nn.Module, target_layers: Sequence[nn.Module], class_ids: Sequence[Optional[int]],
-                 input_tensor: torch.Tensor, method: str = "GradCAM",
-                 reshape: Optional[Reshape] = None, stretch: bool = True) -> Tuple[np.ndarray, torch.Tensor]:
-    """Class activation maps for a batch: one class id (or None: the top class) per image.
+@dataclass
+class Explanation:
+    """What ``explain`` computed: the maps ``[N, H, W]``, the model's ``output`` as it is, its class
+    scores ``logits`` ``[N, classes]`` (None where the output holds none), each image's target score
+    ``scores`` ``[N]`` (None for a gradient-free method with no target to read), and the ``targets``."""
 
-    Returns ``(maps, logits)``: maps as float32 ``[N, H, W]`` in [0, 1], and the model's logits.
-    Several target layers are averaged, as pytorch-grad-cam does. ``reshape``: see
-    ``forward_with_activations`` (vision transformers and Swin need none, it is automatic).
-    ``stretch=False``: the maps before they are stretched to [0, 1] (see ``gradcam``).
-    """
+    maps: np.ndarray
+    output: object
+    logits: Optional[torch.Tensor]
+    scores: Optional[torch.Tensor]
+    targets: List[Target]
+
+
+def explain(model: nn.Module, target_layers: Sequence[nn.Module], targets: object, input_tensor: torch.Tensor,
+            method: str = "GradCAM", reshape: Optional[Reshape] = None, stretch: bool = True) -> Explanation:
+    """The shared mechanism of ``compute_cams``, ``gradcam`` and ``viz_gradcam``: maps, and what they explain."""
     cam_of = _method(method)
     layers = check_target_layers(model, target_layers)
-    ids = list(class_ids)
-    if len(ids) != check_input(input_tensor).shape[0]:
-        raise ValueError(f"give one class id per image: {len(ids)} ids for {input_tensor.shape[0]} images")
+    targets = as_targets(targets, check_input(input_tensor).shape[0])
     # One call at a time per model (threads), and a graph even inside torch.inference_mode().
     with model_lock(model), torch.inference_mode(False):
-        logits, activations = forward_with_activations(model, layers, input_tensor, detach=len(layers) == 1,
-                                                       reshape=reshape)
-        # Checked against the model's own class count (the logits'), not ImageNet's 1000.
-        ids = [int(logits[i].argmax()) if c is None else check_class_id(c, logits.shape[1])
-               for i, c in enumerate(ids)]
-        gradients = [None] * len(activations)
+        output, activations = forward_keeping(model, layers, input_tensor, detach=len(layers) == 1, reshape=reshape)
+        try:
+            logits: Optional[torch.Tensor] = class_scores(output).detach()
+        except ValueError:
+            logits = None
+        gradients: List[Optional[torch.Tensor]] = [None] * len(activations)
+        scores = None
         if method not in GRADIENT_FREE:
-            gradients = class_gradients(logits, activations, ids, names=[shown_name(model, l) for l in layers])
+            check_embedding_targets(model, output, targets)
+            scores = target_scores(output, targets)       # the model's own class count, not ImageNet's 1000
+            gradients = score_gradients(scores, activations, names=[shown_name(model, l) for l in layers])
+        elif logits is not None or any(callable(target) for target in targets):
+            scores = target_scores(output, targets)
         size = tuple(input_tensor.shape[-2:])
         with torch.no_grad():
             maps = maps_to_image([cam_of(a.detach(), g) for a, g in zip(activations, gradients)], size, stretch)
-        return maps.cpu().numpy().astype(np.float32), logits.detach()
+        return Explanation(maps.cpu().numpy().astype(np.float32), output, logits,
+                           None if scores is None else scores.detach(), targets)
 
 
-def gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Optional[int],
+def compute_cams(model: nn.Module, target_layers: Sequence[nn.Module], targets: object,
+                 input_tensor: torch.Tensor, method: str = "GradCAM",
+                 reshape: Optional[Reshape] = None, stretch: bool = True
+                 ) -> Tuple[np.ndarray, Optional[torch.Tensor]]:
+    """Class activation maps for a batch: one target per image.
+
+    ``targets``: a list of one target per image, each a class id, None (the top class) or a
+    function of the model's output for that image that gives one number (pytorch-grad-cam's
+    target objects work unchanged; see ``helpers.targets``). One target alone (not in a list)
+    is used for every image.
+
+    Returns ``(maps, scores)``: maps as float32 ``[N, H, W]`` in [0, 1]; and the model's class
+    scores (logits) ``[N, classes]`` where its output holds them, else each image's target score
+    ``[N]`` (None for a gradient-free method on such a model with no target).
+    Several target layers are averaged, as pytorch-grad-cam does. ``reshape``: see
+    ``forward_keeping`` (vision transformers and Swin need none, it is automatic).
+    ``stretch=False``: the maps before they are stretched to [0, 1] (see ``gradcam``).
+    """
+    found = explain(model, target_layers, targets, input_tensor, method, reshape, stretch)
+    return found.maps, found.logits if found.logits is not None else found.scores
+
+
+def gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Target,
             input_tensor: torch.Tensor, method: str = "GradCAM", reshape: Optional[Reshape] = None,
             stretch: bool = True) -> np.ndarray:
-    """The GradCAM heatmap of one image for one class: float32 ``[H, W]`` in [0, 1].
+    """The GradCAM heatmap of one image for one class, or any target: float32 ``[H, W]`` in [0, 1].
 
-    ``class_id=None`` explains the class the model predicts. ``method`` can name any of
+    ``class_id=None`` explains the class the model predicts. ``class_id`` may also be a target:
+    a function of the model's output for the image that gives one number (pytorch-grad-cam's
+    ``SemanticSegmentationTarget``, ``FasterRCNNBoxScoreTarget``, ``SimilarityToConceptTarget``...
+    unchanged, or ``lambda output: ...``; see ``helpers.targets``). ``method`` can name any of
     ``METHODS`` (GradCAM, GradCAM++, HiResCAM, LayerCAM, EigenCAM). ``reshape`` turns the
-    layer's output into ``[N, C, h, w]`` when it cannot be inferred (see ``forward_with_activations``).
+    layer's output into ``[N, C, h, w]`` when it cannot be inferred (see ``forward_keeping``).
 
     ``stretch=False`` returns the map *before* it is stretched to [0, 1]: the positive part of
     the weighted sum, in the layer's own units, only resized to the image. Its largest value
@@ -418,8 +485,8 @@ def gradcam(model: nn.Module, target_layers: Sequence[nn.Module], class_id: Opti
     largest value is always 1, or 0 for a blank map). Resizing smooths the 7x7 grid, so that
     value can be a few percent below the grid's own largest value.
 
-    The model is left exactly as it was: the computation runs in eval mode, the caller's
-    mode is restored, no weight or BatchNorm statistic changes, and the hooks are removed.
+    The model is left exactly as it was: the computation runs on an eval-mode copy that shares
+    its weights, so its mode, weights, BatchNorm statistics, hooks and settings never change.
     """
     check_input(input_tensor)
     if input_tensor.shape[0] != 1:
@@ -470,17 +537,27 @@ def _channel_problem(model: nn.Module, x: torch.Tensor) -> Optional[str]:
             f"input_tensor has {x.shape[1]}: {fix}")
 
 
-def _size_problem(model: nn.Module, x: torch.Tensor) -> Optional[str]:
-    """Why ``x`` does not fit a model that takes one image size only (a ViT, a CNN that flattens), else None."""
+def _size_problem(model: nn.Module, x: torch.Tensor, failure: Optional[BaseException] = None) -> Optional[str]:
+    """Why ``x`` does not fit the model when it failed at this size but runs at another (a ViT, a CNN
+    that flattens, a Swin too small for its windows), else None."""
     taken = taken_size(model)                          # the dry run, remembered for the model
-    if taken is None or not taken[1] or tuple(x.shape[-2:]) == taken[0]:
+    if taken is None or tuple(x.shape[-2:]) == taken[0]:
         return None
     (height, width), (h, w) = taken[0], x.shape[-2:]
-    return (f"this model takes {height}x{width} images only, but input_tensor is {h}x{w}: make it with "
-            f"load_image(..., model=model), which scales the image to {height}x{width}")
+    if taken[1]:
+        return (f"this model takes {height}x{width} images only, but input_tensor is {h}x{w}: make it with "
+                f"load_image(..., model=model), which scales the image to {height}x{width}")
+    said = f" ({type(failure).__name__}: {str(failure).splitlines()[0][:160]})" if failure is not None else ""
+    return (f"this model runs at {height}x{width} (its own size) but failed at {h}x{w}{said}: make the input "
+            f"with load_image(..., model=model), which scales the image for it")
 
 
 def check_target_layers(model: nn.Module, target_layers: object) -> List[nn.Module]:
+    """``target_layers`` as a list of the model's layers, or a clear error (also for a model the helpers
+    cannot run: TorchScript, the meta device; see ``helpers.modelstate.running_problem``)."""
+    problem = running_problem(model)
+    if problem is not None:
+        raise ValueError(problem)
     if isinstance(target_layers, nn.Module):
         target_layers = [target_layers]
     if not isinstance(target_layers, (list, tuple)) or not target_layers:

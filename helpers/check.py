@@ -54,6 +54,8 @@ PACKAGES: List[Tuple[str, str, str]] = [
     ("requests", "2.31", _pip("requests>=2.31")),
     ("urllib3", "1.26", _pip("urllib3>=1.26")),
     ("tqdm", "4.66", _pip("tqdm>=4.66")),
+    ("pandas", "2.0", _pip("pandas>=2.0")),
+    ("pyarrow", "14", _pip("pyarrow>=14")),
     ("ipywidgets", "8.1", _pip("ipywidgets>=8.1,<9", "restart JupyterLab")),
     ("ipython", "7.23", _pip("ipython>=7.23")),
 ]

@@ -30,13 +30,13 @@ from PIL import Image
 
 from . import shortcut, trust
 from ._files import read_data_file
-from .architectures import class_scores
 from .cam import gradcam
 from .downloads import fetch
 from .images import load_image
 from .labels import class_name
 from .models import default_target_layers, layer_choices, load_model
-from .modelstate import eval_mode, model_device
+from .modelstate import eval_copy, model_device
+from .targets import class_scores
 
 REGIONS_FILE = Path(__file__).resolve().parent.parent / "data" / "regions.json"
 
@@ -343,8 +343,8 @@ class Lab:
     def probabilities(self, name: str) -> np.ndarray:
         key = ("p", name)
         if key not in self._cache:
-            with eval_mode(self.model), torch.no_grad():
-                logits = class_scores(self.model(self.image(name)[0].to(model_device(self.model))))
+            with eval_copy(self.model) as running, torch.no_grad():
+                logits = class_scores(running(self.image(name)[0].to(model_device(self.model))))
             self._cache[key] = torch.softmax(logits[0].float(), dim=0).cpu().numpy()
         return self._cache[key]
 

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cam import GRADIENT_FREE, METHODS, class_gradients, forward_with_activations, maps_to_image, shown_name
-from .explorer_state import ExplorerState, Message
+from .cam import GRADIENT_FREE, METHODS, class_gradients, forward_keeping, maps_to_image, score_gradients, shown_name
+from .explorer_state import TARGET, ExplorerState, Message
+from .targets import class_scores, probability_of, target_scores
 
 #: How many kept graphs may live at once, over all explorers (2 fit episode 5's explorers).
 MAX_KEPT_GRAPHS = 3
@@ -44,21 +45,42 @@ def grad_mode() -> Iterator[None]:
 
 @dataclass
 class KeptGraph:
-    """One forward pass of one image, keeping one layer's activations and the graph after them."""
+    """One forward pass of one image, keeping one layer's activations and the graph after them.
 
-    logits: torch.Tensor
+    ``logits``: the model's class scores (None where its output holds none: a detector, a
+    segmentation); ``probabilities``: of each class (softmax, sigmoid, or the scores as they are:
+    ``kind``); ``output`` and ``target``: the model's output as it is, and the target given to
+    explore(), whose score is the class ``TARGET``.
+    """
+
+    logits: Optional[torch.Tensor]
     activations: torch.Tensor
     probabilities: torch.Tensor
     gradients: "OrderedDict[int, torch.Tensor]" = field(default_factory=OrderedDict)
     layer: str = "the target layer"
+    output: object = None
+    target: object = None
+    kind: Optional[str] = "softmax"
+
+    def value(self, class_id: int) -> str:
+        """``"p = 0.38"`` for a class (``"score = 3.2"`` where scores are not probabilities), and the
+        target's ``"score = ..."``."""
+        if class_id == TARGET:
+            with torch.no_grad():
+                return f"score = {float(target_scores(self.output, [self.target])[0]):.3g}"
+        return f"{'p' if self.kind else 'score'} = {float(self.probabilities[class_id]):.3g}"
 
     def gradients_for(self, class_id: int) -> torch.Tensor:
-        """The gradient of ``class_id``'s score with respect to the activations (remembered)."""
+        """The gradient of ``class_id``'s score (or the target's) with respect to the activations (remembered)."""
         gradients = self.gradients.get(class_id)
         if gradients is None:
             with grad_mode():
-                gradients = class_gradients(self.logits, [self.activations], [class_id], keep_graph=True,
-                                            names=[self.layer])[0]
+                if class_id == TARGET:
+                    gradients = score_gradients(target_scores(self.output, [self.target]), [self.activations],
+                                                keep_graph=True, names=[self.layer])[0]
+                else:
+                    gradients = class_gradients(self.logits, [self.activations], [class_id], keep_graph=True,
+                                                names=[self.layer])[0]
             self.gradients[class_id] = gradients
             while len(self.gradients) > MAX_GRADIENTS:
                 self.gradients.popitem(last=False)
@@ -66,13 +88,29 @@ class KeptGraph:
         return gradients
 
 
-def run_forward(model: nn.Module, layer: nn.Module, input_tensor: torch.Tensor) -> KeptGraph:
-    """One forward pass of ``model`` keeping ``layer``'s activations (no hook is left behind)."""
+def run_forward(model: nn.Module, layer: nn.Module, input_tensor: torch.Tensor, target: object = None,
+                probability: object = "auto") -> KeptGraph:
+    """One forward pass of ``model`` keeping ``layer``'s activations (the model is never hooked).
+
+    ``target``: a target whose score the class ``TARGET`` stands for; ``probability``: how the
+    class scores become probabilities ("auto": as the model says, see ``helpers.targets.probability_of``).
+    """
     with grad_mode():
         x = input_tensor.clone()                 # an inference tensor becomes a normal one here
-        logits, (activations,) = forward_with_activations(model, [layer], x, detach=True)
-    return KeptGraph(logits, activations, torch.softmax(logits.detach()[0].float(), dim=0),
-                     layer=shown_name(model, layer))
+        output, (activations,) = forward_keeping(model, [layer], x, detach=True)
+    try:
+        logits: Optional[torch.Tensor] = class_scores(output)
+    except ValueError:
+        if target is None:
+            raise
+        logits = None
+    if logits is None:
+        kind, probabilities = None, torch.zeros(0)
+    else:
+        how = probability_of(model, logits.shape[1], probability)
+        kind, probabilities = how.kind, how.of(logits[0])
+    return KeptGraph(logits, activations, probabilities, layer=shown_name(model, layer), output=output,
+                     target=target, kind=kind)
 
 
 def weights_version(model: nn.Module) -> Tuple[Tuple[int, int], ...]:
@@ -154,8 +192,12 @@ class ExplorerMaps:
             if layer is None:
                 raise Message(f"The layer {key[1]} is no longer part of the model; choose another.")
             self.drop_graph()                    # free the previous graph before making a new one
-            self._graph = run_forward(model, layer, self.state.images[key[0]][0])
-            self._graph_key, self._model, self._weights = key, model, weights
+            graph = run_forward(model, layer, self.state.images[key[0]][0], self.state.target, self.state.probability)
+            if self.state.names and len(graph.probabilities) != len(self.state.names):
+                raise Message(f"The model changed since this explorer was made: it now gives "
+                              f"{len(graph.probabilities)} class scores, not {len(self.state.names)} (a new head?). "
+                              f"Run the explore(...) cell again to explore the model as it is now.")
+            self._graph, self._graph_key, self._model, self._weights = graph, key, model, weights
         KEPT.used(self)
         return self._graph
 

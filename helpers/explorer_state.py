@@ -28,10 +28,13 @@ from .downloads import cache_dir, lesson_images
 from .images import load_image, target_size
 from .labels import LABELS, LESSON_CLASSES, check_class_id
 from .models import layer_choices
+from .targets import class_names_of, describe_target
 
 #: How many of your uploads an explorer keeps (the oldest leaves the image list).
 MAX_UPLOADS = 3
 YOUR_IMAGE = "(your image)"
+#: The class id that stands for the target given to explore() (a function of the model's output).
+TARGET = -1
 
 LoadedImage = Tuple[torch.Tensor, np.ndarray]
 
@@ -48,8 +51,9 @@ class ExplorerState:
     ``image_options`` every name offered; ``layers``: name -> a weak reference to the layer;
     ``class_ids``: the classes offered; ``searched``: those found with the search box (kept
     across images); ``uploads``: the names of your uploads, oldest first. ``names``: the class
-    names, one per class of the model (``given_names``, ImageNet's for 1000 classes, else
-    "class 0", "class 1"...), known once the model has run.
+    names, one per class of the model (``given_names``, Hugging Face's ``id2label``, ImageNet's for
+    1000 classes, else "class 0", "class 1"...), known once the model has run. ``target``: a target
+    given to explore() (offered as ``TARGET``); ``probability``: "auto", "softmax", "sigmoid" or None.
     """
 
     images: Dict[str, LoadedImage]
@@ -66,9 +70,14 @@ class ExplorerState:
     uploads: List[str] = field(default_factory=list)
     given_names: Optional[Tuple[str, ...]] = None
     names: Tuple[str, ...] = ()
+    target: object = None
+    probability: object = "auto"
 
     def label(self, class_id: int) -> str:
-        """``"245 · French bulldog"``, or ``"1 · class 1"`` for a model of other classes."""
+        """``"245 · French bulldog"``, or ``"1 · class 1"`` for a model of other classes; the target's
+        description for ``TARGET``."""
+        if class_id == TARGET:
+            return describe_target(self.target)
         return f"{class_id} · {self.names[class_id]}"
 
     def snapshot(self) -> Dict[str, object]:
@@ -79,23 +88,30 @@ class ExplorerState:
         for name, value in snapshot.items():
             setattr(self, name, _copy(value))
 
-    def set_class_options(self, probabilities: torch.Tensor, keep: Optional[int] = None) -> None:
-        """Top-5 of this image first, then the lesson's classes, then any found by search.
+    def set_class_options(self, probabilities: torch.Tensor, keep: Optional[int] = None,
+                          model: Optional[nn.Module] = None) -> None:
+        """The target given to explore() first, then the top-5 of this image, the lesson's classes, and any
+        found by search.
 
-        The class shown stays chosen (``keep``, else the current one, else the top class). ``keep``
-        must be one of the model's classes (``probabilities`` holds one per class).
+        The class shown stays chosen (``keep``, else the current one, else the target, else the top
+        class). ``keep`` must be one of the model's classes (``probabilities`` holds one per class;
+        none for a model whose output holds no class scores: then the target alone is offered).
         """
-        self.names = self.names or class_names_for(len(probabilities), self.given_names)
-        if keep is not None:
+        given = [TARGET] if self.target is not None else []
+        if len(probabilities) == 0:
+            self.class_id, self.class_ids = TARGET, given
+            return
+        self.names = self.names or class_names_for(len(probabilities), self.given_names, model)
+        if keep is not None and keep != TARGET:
             try:
                 keep = check_class_id(keep, len(probabilities))
             except ValueError as error:
                 raise ValueError(f"{error}: this model has {len(probabilities)} classes") from None
         top5 = [int(i) for i in torch.topk(probabilities, min(5, len(probabilities))).indices]
         wanted = keep if keep is not None else self.class_id
-        self.class_id = top5[0] if wanted is None else wanted
+        self.class_id = (given + top5)[0] if wanted is None else wanted
         lesson = list(LESSON_CLASSES) if self.names == LABELS else []     # ImageNet's classes only
-        self.class_ids = list(dict.fromkeys(top5 + lesson + self.searched + [self.class_id]))
+        self.class_ids = list(dict.fromkeys(given + top5 + lesson + self.searched + [self.class_id]))
 
     def add_upload(self, name: str, image: LoadedImage) -> None:
         """Offer and choose an upload; the oldest beyond ``MAX_UPLOADS`` leave the images."""
@@ -110,7 +126,8 @@ class ExplorerState:
 
 def starting_state(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
                    rgb_image: np.ndarray, method: str, alpha: float, cmap: str,
-                   image_name: Optional[str] = None, class_names: Optional[Sequence[str]] = None) -> ExplorerState:
+                   image_name: Optional[str] = None, class_names: Optional[Sequence[str]] = None,
+                   target: object = None, probability: object = "auto") -> ExplorerState:
     """The state that ``explore()``'s arguments ask for; its class is chosen once the model has run."""
     layers = layer_options(model, target_layers)
     first = image_name or lesson_image_name(rgb_image, model) or YOUR_IMAGE
@@ -119,21 +136,19 @@ def starting_state(model: nn.Module, target_layers: Sequence[nn.Module], input_t
     first_layer = next(name for name, ref in layers.items() if ref() is target_layers[0])
     given = None if class_names is None else tuple(class_names)
     return ExplorerState(images, layers, first, first_layer, method, alpha, cmap,
-                         image_options=list(dict.fromkeys([first] + lesson_images())), given_names=given)
+                         image_options=list(dict.fromkeys([first] + lesson_images())), given_names=given,
+                         target=target, probability=probability)
 
 
-def class_names_for(count: int, given: Optional[Sequence[str]] = None) -> Tuple[str, ...]:
-    """The names of a model's ``count`` classes: ``given`` (checked), ImageNet's for 1000, else "class 0"...
+def class_names_for(count: int, given: Optional[Sequence[str]] = None,
+                    model: Optional[nn.Module] = None) -> Tuple[str, ...]:
+    """The names of a model's ``count`` classes (``helpers.targets.class_names_of``): ``given``
+    (checked), Hugging Face's ``config.id2label``, ImageNet's for 1000, else "class 0"...
 
     >>> class_names_for(2)
     ('class 0', 'class 1')
     """
-    if given is not None:
-        if len(given) != count or not all(isinstance(name, str) for name in given):
-            raise ValueError(f"class_names must hold one name (a str) per class: the model gives {count} class "
-                             f"scores, class_names holds {len(given)} items")
-        return tuple(given)
-    return LABELS if count == len(LABELS) else tuple(f"class {i}" for i in range(count))
+    return class_names_of(model, count, given)
 
 
 def _copy(value: object) -> object:

@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .architectures import input_channels, input_size, needs_fixed_size, taken_size
+from .architectures import input_channels, input_size, needs_fixed_size, taken_size, torchvision_weights
 from .downloads import MAX_IMAGE_BYTES, read_url
 
 if TYPE_CHECKING:                                     # pragma: no cover
@@ -74,18 +76,60 @@ def _open_bytes(data: bytes, name: str) -> Tuple[Image.Image, str]:
     return image, name
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB; transparent parts become white."""
+#: Pillow's modes of more than 8 bits per pixel (greyscale): 16-bit and 32-bit integers, 32-bit floats.
+HIGH_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+
+
+def check_value_range(value_range: object) -> Optional[Tuple[float, float]]:
+    """``value_range`` as (low, high) floats with low < high, None as it is, else a clear error."""
+    if value_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        low = high = float("nan")
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"value_range must be (low, high), two numbers with low < high: the values shown as black "
+                         f"and as white, such as (0, 4095) for 12-bit data; got {value_range!r}")
+    return low, high
+
+
+def scaled_to_unit(values: np.ndarray, mode: str, value_range: Optional[Tuple[float, float]] = None
+                   ) -> Tuple[np.ndarray, str]:
+    """A high-bit image's values scaled to [0, 1], and a line saying how.
+
+    By the image's actual range (its smallest value becomes 0, its largest 1) unless
+    ``value_range`` (low, high) says which values are black and white. So 12-bit data in a 16-bit
+    PNG (0..4095) and a float TIFF in [0, 1] are not shown nearly black.
+
+    >>> scaled_to_unit(np.array([[0.0, 2048.0, 4095.0]]), "I;16")[0].round(3).tolist()
+    [[0.0, 0.5, 1.0]]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    found = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    kind = "float" if mode == "F" else "16-bit" if mode.startswith("I;16") else "32-bit integer"
+    how = "as you asked (value_range)" if value_range is not None else \
+        "its actual range; pass value_range=(low, high) to choose it yourself"
+    low, high = value_range if value_range is not None else found
+    if high <= low:                  # one value all over: its place in the type's whole range instead
+        low, high = 0.0, 1.0 if mode == "F" else 65535.0 if mode.startswith("I;16") or found[1] > 255 else 255.0
+        how = "all its values are equal, so by the whole range of its type"
+    line = (f"load_image: a {kind} greyscale image (Pillow mode {mode}) with values from {found[0]:.6g} to "
+            f"{found[1]:.6g}: scaled from [{low:.6g}, {high:.6g}] to [0, 1] ({how})")
+    return np.clip(np.nan_to_num((values - low) / (high - low)), 0.0, 1.0), line
+
+
+def _to_rgb(image: Image.Image, value_range: Optional[Tuple[float, float]] = None) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparent parts become white. A 16-bit, 32-bit or float image is
+    scaled by its actual range (or ``value_range``) first, and a line says how."""
+    if image.mode in HIGH_BIT_MODES:
+        unit, line = scaled_to_unit(np.asarray(image), image.mode, value_range)
+        print(line)
+        grey = np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
     if image.mode == "RGB":
         return image
-    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        # 16-bit and 32-bit greyscale: scale the actual range to 0..255 before dropping bits.
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
-        if image.mode in ("I", "F") and values.max() <= 255 and values.min() >= 0:
-            top = 255.0
-        grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -124,6 +168,8 @@ class Preprocessing:
     fixed: bool
     source: str
     channels: int = 3
+    #: a line load_image prints, where the preprocessing is a guess the model does not confirm
+    note: str = ""
 
 
 def preprocessing(model: "nn.Module") -> Preprocessing:
@@ -143,6 +189,11 @@ def preprocessing(model: "nn.Module") -> Preprocessing:
       for 32 px, a ViT built with ``img_size=``); see ``helpers.architectures.dry_run``.
     - A model whose first convolution takes one channel (grey) gets the mean of the three
       means and of the three standard deviations.
+    - Hugging Face's models: the mean and std of the image processor saved with the model (found
+      here, without a download), else of their model type's image processor (ViT's: 0.5 and
+      0.5), said in ``note``; their ``config.image_size``.
+    - torchvision's detectors normalise inside (``model.transform``): mean 0 and std 1, so the
+      pixels stay in [0, 1] and are not normalised twice.
 
     >>> from torchvision.models import inception_v3, resnet18
     >>> preprocessing(resnet18()).mean, preprocessing(inception_v3(init_weights=False)).size  # doctest: +SKIP
@@ -151,7 +202,7 @@ def preprocessing(model: "nn.Module") -> Preprocessing:
     said = next(filter(None, map(_own_preprocessing, model.modules())), None)   # the model first, then what it wraps
     found = said or Preprocessing(*IMAGENET, input_size(model), needs_fixed_size(model),
                                   "ImageNet's (torchvision's weights use it)")
-    if not hasattr(model, "lesson_name") and (found.fixed or said is None):
+    if not hasattr(model, "lesson_name") and (found.fixed or said is None or any(map(_is_hugging_face, model.modules()))):
         taken = taken_size(model)                          # one dry run, remembered for the model
         if taken is not None and taken[1]:
             found = replace(found, size=taken[0], fixed=True)
@@ -163,6 +214,17 @@ def preprocessing(model: "nn.Module") -> Preprocessing:
 
 def _own_preprocessing(module: "nn.Module") -> Optional[Preprocessing]:
     """What ``module`` itself says about its preprocessing (not what it wraps), or None."""
+    detector = getattr(module, "transform", None)
+    if hasattr(detector, "image_mean") and hasattr(detector, "image_std"):
+        # torchvision's detectors (GeneralizedRCNNTransform) normalise and resize inside: give them [0, 1]
+        side = getattr(detector, "min_size", (800,))
+        side = int(side[0] if isinstance(side, (tuple, list)) else side)
+        return Preprocessing((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (side, side), False,
+                             f"the model's own: it normalises inside ({type(detector).__name__}: mean "
+                             f"{tuple(detector.image_mean)}, std {tuple(detector.image_std)}), so load_image only "
+                             f"scales the pixels to [0, 1]")
+    if _is_hugging_face(module):
+        return _hugging_face_preprocessing(module)
     if hasattr(module, "lesson_name"):
         return Preprocessing(*IMAGENET, (224, 224), False, f"the lesson's ({module.lesson_name})")
     if getattr(module, "pretrained_cfg", None) and not hasattr(module, "_orig_mod"):
@@ -180,36 +242,75 @@ def _own_preprocessing(module: "nn.Module") -> Optional[Preprocessing]:
     return None
 
 
-def torchvision_weights(model: "nn.Module"):
-    """The torchvision ImageNet weights made for ``model``'s architecture, or None.
+def _is_hugging_face(module: "nn.Module") -> bool:
+    return type(module).__module__.startswith("transformers.") and hasattr(getattr(module, "config", None),
+                                                                         "model_type")
 
-    Matched by the builder's class and the number of parameters without the classifier (so a
-    model given a new head for other classes still matches): ``Inception_V3_Weights.IMAGENET1K_V1``
-    for ``inception_v3(num_classes=2)``. Reads torchvision's metadata only; nothing is downloaded.
-    """
-    import torch.nn as nn
-    import torchvision.models as models
 
-    if not type(model).__module__.startswith("torchvision.models."):
-        return None
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    classes = linears[-1].out_features if linears else None
-    heads = [m for m in linears if m.out_features == classes]
-    body = sum(p.numel() for p in model.parameters()) - sum(p.numel() for h in heads for p in h.parameters())
-    for name in models.list_models(module=models):
-        if models.get_model_builder(name).__annotations__.get("return") is not type(model):
-            continue
-        for weights in models.get_model_weights(name):
-            count = len(weights.meta["categories"])
-            their_heads = sum(h.in_features * count + (count if h.bias is not None else 0) for h in heads)
-            if weights.meta["num_params"] - their_heads == body:
-                return weights
-    return None
+def _hugging_face_preprocessing(module: "nn.Module") -> Preprocessing:
+    """A Hugging Face model's: the image processor saved with it where it can be found here (no
+    download), else the defaults of its model type's image processor, said in ``note``."""
+    config = module.config
+    processor, source = _hugging_face_processor(config)
+    own = getattr(config, "image_size", None)
+    if isinstance(own, int) or (isinstance(own, (tuple, list)) and len(own) == 2):
+        size = (own, own) if isinstance(own, int) else (int(own[0]), int(own[1]))
+    else:
+        wanted = dict(getattr(processor, "crop_size", None) or getattr(processor, "size", None) or {})
+        side = wanted.get("height") or wanted.get("shortest_edge") or 224
+        size = (int(side), int(wanted.get("width") or side))
+    if processor is None or getattr(processor, "image_mean", None) is None:
+        return Preprocessing(*IMAGENET, size, False, "ImageNet's (assumed)",
+                             note=f"load_image: no image processor found for Hugging Face's model type "
+                                  f"{config.model_type!r}, so ImageNet's mean and std are assumed; pass mean= and "
+                                  f"std= if your model's preprocessor_config.json says otherwise")
+    mean, std = tuple(float(v) for v in processor.image_mean), tuple(float(v) for v in processor.image_std)
+    note = "" if source.startswith("the image processor saved") else \
+        (f"load_image: mean {_short(mean)} and std {_short(std)} from {source}; pass mean= and std= if your "
+         f"model's preprocessor_config.json says otherwise")
+    return Preprocessing(mean, std, size, False, source, note=note)
+
+
+def _short(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{v:.3g}" for v in values) + ")"
+
+
+def _hugging_face_processor(config) -> Tuple[object, str]:
+    """(an image processor, where it came from) for a Hugging Face config; (None, "") where none is found."""
+    name = getattr(config, "_name_or_path", "") or ""
+    try:
+        from transformers import AutoImageProcessor
+        from transformers.models.auto import image_processing_auto
+    except ImportError:                                    # pragma: no cover - the model came from transformers
+        return None, ""
+    if name:
+        try:
+            return AutoImageProcessor.from_pretrained(name, local_files_only=True), \
+                f"the image processor saved with {name}"
+        except Exception:  # noqa: BLE001 - not saved, not cached: use the model type's defaults
+            pass
+    entry = image_processing_auto.IMAGE_PROCESSOR_MAPPING_NAMES.get(config.model_type)
+    if isinstance(entry, dict):
+        entry = entry.get("pil") or entry.get("torchvision") or next(iter(entry.values()), None)
+    elif isinstance(entry, (tuple, list)):
+        entry = next((item for item in entry if item), None)
+    try:
+        processor = image_processing_auto.get_image_processor_class_from_name(entry)() if entry else None
+    except Exception:  # noqa: BLE001 - a processor that needs an extra package
+        processor = None
+    if processor is None:
+        return None, ""
+    return processor, (f"{type(processor).__name__}'s defaults for Hugging Face's model type {config.model_type!r} "
+                       f"(no image processor saved with this model was found here)")
+
+
+#: The notes already printed, per model: said once, not at every image.
+_SAID: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def load_image(source: ImageSource, size: Optional[int] = None, model: Optional["nn.Module"] = None,
-               mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None
-               ) -> Tuple[torch.Tensor, np.ndarray]:
+               mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
+               value_range: Optional[Tuple[float, float]] = None) -> Tuple[torch.Tensor, np.ndarray]:
     """Load an image for the model, and a copy for our eyes.
 
     ``source`` is a file path, an http(s) URL, bytes or a PIL image. The image is turned
@@ -231,6 +332,12 @@ def load_image(source: ImageSource, size: Optional[int] = None, model: Optional[
       normalised with the mean and std;
     - ``rgb_image``: float32, shape ``[H, W, 3]``, values in [0, 1], for showing.
 
+    A 16-bit or float image (microscopy, X-ray, a float TIFF) is scaled by its actual range, its
+    smallest value to 0 and its largest to 1, and a line says so; ``value_range=(low, high)`` says
+    which values are black and white instead (``(0, 4095)`` for 12-bit data), for any image.
+    A Hugging Face model's mean and std come from its image processor, and a detector that
+    normalises inside (torchvision's) gets pixels in [0, 1]; a line says where a guess was made.
+
     Raises ``ValueError`` or ``OSError`` (naming the file) for anything that is not a readable image.
 
     >>> from PIL import Image
@@ -239,7 +346,11 @@ def load_image(source: ImageSource, size: Optional[int] = None, model: Optional[
     ((1, 3, 224, 335), (224, 335, 3))
     """
     wanted = preprocessing(model) if model is not None else None
+    if wanted is not None and wanted.note and mean is None and std is None and model not in _SAID:
+        print(wanted.note)
+        _SAID[model] = True
     mean, std = _normalisation(wanted, mean, std)
+    value_range = check_value_range(value_range)
     if size is None:
         size = 224 if wanted is None else min(wanted.size)
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
@@ -252,7 +363,8 @@ def load_image(source: ImageSource, size: Optional[int] = None, model: Optional[
     try:
         image.load()
         image = ImageOps.exif_transpose(image)
-        image = _to_rgb(image)
+        high_bit = image.mode in HIGH_BIT_MODES
+        image = _to_rgb(image, value_range)
     except (OSError, SyntaxError, ValueError) as error:  # Pillow raises all three for broken files
         raise OSError(f"{name} could not be read as an image: {error}") from error
     new_size = target_size(*image.size, size=size)
@@ -261,10 +373,35 @@ def load_image(source: ImageSource, size: Optional[int] = None, model: Optional[
     if new_size != image.size:
         image = image.resize(new_size, Image.Resampling.BICUBIC)
     rgb_image = np.asarray(image, dtype=np.float32) / 255.0
+    if value_range is not None and not high_bit:               # an 8-bit image: its 0..255 values
+        rgb_image = np.clip((rgb_image * 255.0 - value_range[0]) / (value_range[1] - value_range[0]), 0, 1)
+        rgb_image = rgb_image.astype(np.float32)
     pixels = rgb_image if len(mean) == 3 else (rgb_image @ LUMINANCE)[:, :, None]
     normalised = (pixels - mean) / std
     input_tensor = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None]
     return input_tensor, rgb_image
+
+
+def open_rgb(source: ImageSource) -> Tuple[Image.Image, str]:
+    """``source`` (as for :func:`load_image`) decoded, upright (EXIF orientation) and in 8-bit RGB, at
+    its own size; with a name for messages. What ``helpers.audit`` reads each file with.
+
+    Raises ``ValueError`` or ``OSError`` (naming the file) for anything that is not a readable image.
+
+    >>> open_rgb(Image.new("L", (30, 20)))[0].mode
+    'RGB'
+    """
+    image, name = _open(source)
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{name} is {width}x{height} pixels, more than the {MAX_PIXELS:,}-pixel "
+                         f"limit; make it smaller first")
+    try:
+        image.load()
+        with contextlib.redirect_stdout(io.StringIO()):       # no line per 16-bit image of a dataset
+            return _to_rgb(ImageOps.exif_transpose(image)), name
+    except (OSError, SyntaxError, ValueError) as error:  # Pillow raises all three for broken files
+        raise OSError(f"{name} could not be read as an image: {error}") from error
 
 
 #: How Pillow (and ITU-R 601) weighs red, green and blue in a grey image.

@@ -49,8 +49,9 @@ def check_class_id(class_id: object, num_classes: int = NUM_CLASSES) -> int:
 
     class_id = _one_value(class_id)
     if isinstance(class_id, bool) or not isinstance(class_id, numbers.Integral):
+        imagenet = " (an ImageNet class id)" if num_classes == NUM_CLASSES else ""
         raise TypeError(
-            f"class_id must be an int in 0..{num_classes - 1} (an ImageNet class id), "
+            f"class_id must be an int in 0..{num_classes - 1}{imagenet}, "
             f"got {class_id!r} of type {type(class_id).__name__}"
         )
     value = int(class_id)

@@ -207,51 +207,51 @@ def _short_cause(error: BaseException) -> str:
     return library[-1] if library else names[-1][1]
 
 
-def _fetch_failure(errors: List[BaseException], host: str) -> Tuple[str, str]:
-    """(a sentence, a few words) saying why ResNet-50's weights could not be fetched."""
+def _fetch_failure(errors: List[BaseException], host: str) -> str:
+    """A few words saying why ResNet-50's weights could not be fetched."""
     if any(isinstance(e, downloads.HashMismatchError) for e in errors):
-        return ("ResNet-50's weights were found, but with the wrong sha256 (a damaged or changed file), "
-                "so not used", "the copy found had the wrong sha256")
+        return "the copy found had the wrong sha256"
     if any(isinstance(e, downloads.OfflineError) for e in errors) or (downloads.is_offline() and not errors):
-        return ("offline (LESSON_OFFLINE is set): ResNet-50's weights are not cached and were not downloaded",
-                "offline: LESSON_OFFLINE is set")
+        return "offline: LESSON_OFFLINE is set"
     if any(isinstance(e, downloads.DownloadStalledError) for e in errors):
-        return (f"the download of ResNet-50's weights from {host} stalled (far too slow), so it was stopped",
-                f"the download from {host} stalled")
+        return f"the download from {host} stalled"
     network = [e for e in errors if isinstance(e, OSError)]
     if network:
-        cause = f"{_short_cause(network[-1])} for {host}"
-        return f"no internet: could not download ResNet-50's weights ({cause})", f"no internet: {cause}"
-    return "could not get ResNet-50's weights", "no copy found"
+        return f"no internet: {_short_cause(network[-1])} for {host}"
+    return "no copy found"
 
 
 def _stand_in_reason(error: BaseException) -> str:
-    """What happened, in one line: offline, no internet, a bad or broken file."""
+    """Why ResNet-50 could not be had, in a few words: offline, no internet, a bad or broken file."""
     url = downloads.manifest().get(RESNET50_FILE, {}).get("url", "")
     host = urlparse(url).hostname or url
     if isinstance(error, BrokenWeightsError):
-        moved = f"moved it aside to {error.moved_to}" if error.moved_to else "could not move it aside"
+        moved = f"moved aside to {error.moved_to}" if error.moved_to else "it could not be moved aside"
         cause = error.__cause__
         again = "" if cause is None else \
-            f"; no good copy could be had ({_fetch_failure(getattr(cause, 'errors', []), host)[1]})"
-        return f"ResNet-50's weights file in torch's cache is broken ({error.reason}): {moved}{again}"
+            f"; no good copy could be had: {_fetch_failure(getattr(cause, 'errors', []), host)}"
+        return f"its weights file in torch's cache is broken, {error.reason}, {moved}{again}"
     errors = list(getattr(error, "errors", []))
-    sentence, _ = _fetch_failure(errors, host)
+    words = _fetch_failure(errors, host)
     if not errors and not downloads.is_offline():
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        sentence = f"{sentence}: {first[:160]}"
-    return sentence
+        words = f"{words}: {first[:100]}"
+    return words
+
+
+#: The reasons the stand-in notice was printed for in this session (a kernel prints it once).
+_NOTICED: set = set()
 
 
 def _notice_stand_in(error: BaseException) -> None:
-    """Three short lines: what happened, what it means, how to get the real model."""
-    print(
-        f"NOTICE: {_stand_in_reason(error)}.\n"
-        "  So the lesson uses its stand-in, EfficientNet-Lite0: same 1000 classes; predictions and heatmaps "
-        "differ in detail.\n"
-        "  To get ResNet-50: run `python -m helpers.setup` with internet, or set LESSON_DATA_MIRROR to a "
-        f"folder holding {RESNET50_FILE}."
-    )
+    """One line, once per session and reason: what happened, what it means, how to get ResNet-50."""
+    reason = _stand_in_reason(error)
+    if reason in _NOTICED:
+        return
+    _NOTICED.add(reason)
+    print(f"NOTICE: using the offline stand-in, EfficientNet-Lite0, not ResNet-50 ({reason}). Same 1000 classes; "
+          f"its maps differ in detail. For ResNet-50, run `python -m helpers.setup` with internet, or with "
+          f"LESSON_DATA_MIRROR set to your instructor's copy.")
 
 
 def load_model(name: Optional[str] = None, device: str = "cpu") -> nn.Module:

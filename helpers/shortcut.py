@@ -270,6 +270,26 @@ def peak_distance(maps: np.ndarray) -> np.ndarray:
     return np.hypot(dx, dy)
 
 
+def animal_boxes(windows: np.ndarray, labels: torch.Tensor, photo: str = TEST_PHOTOS[0]) -> np.ndarray:
+    """Where each crop's own animal lies in it: [left, top, right, bottom] in the crop's pixels, float32 [N, 4].
+
+    ``windows`` and ``labels`` are ``ShortcutData.test_windows`` and ``test_labels``; the boxes are
+    ``ANIMALS``' boxes of ``photo``, moved, scaled and mirrored as each crop was, and clipped to it.
+    A table of them is what ``helpers.audit`` takes as regions.
+    """
+    width, height = Image.open(fetch(photo)).size
+    boxes = []
+    for (left, top, side, mirrored), label in zip(np.asarray(windows, dtype=np.float64), labels.tolist()):
+        x0, y0, x1, y1 = ANIMALS[photo][CLASSES[int(label)]][0]
+        scale = SIZE / (side * width)                      # a crop is side x side of the photo's width
+        xs = (np.array([x0, x1]) - left * width) * scale
+        ys = (np.array([y0, y1]) - top * height) * scale
+        if mirrored:
+            xs = SIZE - xs[::-1]
+        boxes.append(np.clip([xs[0], ys[0], xs[1], ys[1]], 0, SIZE))
+    return np.array(boxes, dtype=np.float32).reshape(-1, 4)
+
+
 @dataclass
 class ShortcutResult:
     """The two models, the test images (every one stamped) and their "dog" maps, and the measurements."""

@@ -1,70 +1,35 @@
-"""Cell magics of the learners' notebooks: ``%%solution`` and ``%%expect_error``.
+"""The notebooks' cell magic ``%%expect_error``: a cell that is *meant* to fail.
 
-``%%solution`` runs a cell and keeps what it shows folded away until clicked. The learners'
-notebooks start each solution's code cell with it. JupyterLab keeps that code collapsed, but it
-opens a cell's output again whenever the cell runs (Run All included); this cell magic puts the
-output in a closed box instead, so that a solution stays hidden, answer and all, until the
-learner opens it. An error in the cell is shown in the box and raised again, so that the cell
-fails (and nbval sees it) as it would without the magic.
-
-``%%expect_error`` runs a cell that is *meant* to fail. It shows the error's traceback, as
-IPython would, but does not raise it, so that "Run All" goes on to the cells below; and it
-raises an error of its own if the cell runs *without* failing, or fails with another type of
-error than the one named.
-
-    %load_ext helpers.solutions        # once, in the set-up cell
-
-    %%solution
-    print(6 * 7)                       # 42, in a box that opens on a click
+It shows the error's traceback, as IPython would, but does not raise it, so that "Run All" goes
+on to the cells below; and it raises an error of its own if the cell runs *without* failing, or
+fails with another type of error than the one named.
 
     %%expect_error ZeroDivisionError
     1 / 0                              # the traceback is shown; the next cell still runs
 
-Outside a notebook there is no box to fold into: in a terminal IPython ``%%solution`` runs the
-cell as any cell, and in plain Python (no IPython at all) both magics run it in ``__main__``'s
+Importing ``helpers`` in IPython registers it (JupyterLab, nbval, Colab, Binder: the set-up
+cell's ``from helpers import ...`` does it); ``%load_ext helpers.solutions`` does the same by
+hand. In plain Python (no IPython at all) ``expect_error`` runs the cell in ``__main__``'s
 namespace. Importing this module needs no IPython.
+
+(Solutions need no magic: the notebooks fold each one under a collapsed "Solution" heading,
+tools/notebooks.py.)
 """
 
 from __future__ import annotations
+
+import warnings
 
 import builtins
 import sys
 import traceback
 from typing import Optional, Tuple, Type
 
-TITLE = "Output of the solution (click to open)"
 EXPECTED_NOTE = "(This error was expected: the cells below still run.)"
 
 
 class ErrorNotRaised(AssertionError):
     """A cell marked ``%%expect_error`` ran without the error it was meant to raise."""
-
-
-def solution(line: str, cell: str) -> None:
-    """Run ``cell`` in the notebook's namespace, its output in a closed accordion.
-
-    Without a notebook there is nothing to fold the output into: in a terminal IPython the
-    cell runs as any cell, and in plain Python (no IPython at all) in ``__main__``'s namespace.
-    """
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    if shell is None:
-        namespace = vars(sys.modules["__main__"])
-        exec(compile(cell, "<%%solution cell>", "exec"), namespace)     # noqa: S102 - the learner's own cell
-        return
-    if getattr(shell, "kernel", None) is None:
-        shell.run_cell(cell).raise_error()
-        return
-    import ipywidgets as widgets
-    from IPython.display import display
-
-    output = widgets.Output()
-    box = widgets.Accordion(children=[output], selected_index=None, titles=(TITLE,))
-    display(box)
-    with output:
-        result = shell.run_cell(cell)
-    result.raise_error()
 
 
 def expected_types(line: str, namespace: Optional[dict] = None) -> Tuple[Type[BaseException], ...]:
@@ -145,7 +110,14 @@ def _names(types: Tuple[Type[BaseException], ...]) -> str:
     return " or ".join(t.__name__ for t in types)
 
 
+#: Warnings a learner's notebook need not show: Captum says, on every call, that it made the input
+#: require gradients (what it is meant to do; the lesson's tensors do not require them).
+QUIET_WARNINGS = (r"Input Tensor \d+ did not already require gradients",)
+
+
 def load_ipython_extension(shell) -> None:
-    """``%load_ext helpers.solutions``"""
-    shell.register_magic_function(solution, magic_kind="cell")
+    """``%load_ext helpers.solutions`` (``import helpers`` in IPython does it too): the cell magic
+    ``%%expect_error``, and no warnings of ``QUIET_WARNINGS`` in the notebook."""
     shell.register_magic_function(expect_error, magic_kind="cell")
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=UserWarning)

@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architectures import class_scores, is_efficientnet, is_resnet
+from .architectures import is_efficientnet, is_resnet
 from .cam import compute_cams, model_input
 from .labels import check_class_id
-from .modelstate import eval_mode, model_device
+from .modelstate import eval_copy, model_device
+from .targets import class_scores
 
 
 # --- pixel-level maps -----------------------------------------------------------------------
@@ -40,8 +41,8 @@ def saliency(model: nn.Module, class_id: int, input_tensor: torch.Tensor) -> np.
     """
     check_class_id(class_id)
     x = model_input(model, input_tensor).requires_grad_(True)      # the model's dtype, not an inference tensor
-    with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
-        score = class_scores(model(x))[0, int(class_id)]
+    with eval_copy(model) as running, torch.inference_mode(False), torch.enable_grad():
+        score = class_scores(running(x))[0, int(class_id)]
         gradient, = torch.autograd.grad(score, x)
     return _unit(gradient[0].abs().amax(dim=0))
 
@@ -64,9 +65,9 @@ def score_along_path(model: nn.Module, class_id: int, input_tensor: torch.Tensor
     x = model_input(model, input_tensor)
     start = torch.zeros_like(x) if baseline is None else model_input(model, baseline)
     fractions = torch.linspace(0, 1, steps + 1, device=x.device, dtype=x.dtype)
-    with eval_mode(model), torch.no_grad():
+    with eval_copy(model) as running, torch.no_grad():
         path = torch.cat([start + f * (x - start) for f in fractions])
-        logits = torch.cat([model(path[i:i + BATCH]) for i in range(0, len(path), BATCH)])
+        logits = torch.cat([class_scores(running(path[i:i + BATCH])) for i in range(0, len(path), BATCH)])
     return fractions.cpu().numpy().astype(np.float32), logits[:, class_id].float().cpu().numpy()
 
 
@@ -325,9 +326,9 @@ def _curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap:
         mask[order[: round(n * step / steps)].to(x.device)] = 1.0
         mask = mask.reshape(1, 1, *x.shape[-2:])
         frames.append(blurred * (1 - mask) + x * mask if insert else x * (1 - mask) + blurred * mask)
-    with eval_mode(model), torch.no_grad():
+    with eval_copy(model) as running, torch.no_grad():
         batch = torch.cat(frames).to(model_device(model))
-        logits = torch.cat([class_scores(model(batch[i:i + BATCH])) for i in range(0, len(batch), BATCH)])
+        logits = torch.cat([class_scores(running(batch[i:i + BATCH])) for i in range(0, len(batch), BATCH)])
     class_id = check_class_id(class_id, logits.shape[1])              # the model's own class count
     probabilities = torch.softmax(logits.float(), dim=1)             # numpy has no bfloat16
     return probabilities[:, class_id].cpu().numpy()

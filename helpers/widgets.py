@@ -25,7 +25,7 @@ import functools
 import html
 import io
 import warnings
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -35,9 +35,63 @@ from torch import nn
 from .cam import METHODS, check_input, check_target_layers, shown_name
 from .downloads import fetch
 from .explorer_graphs import ExplorerMaps
-from .explorer_state import Message, class_from_text, starting_state, upload_to_image
+from .explorer_state import TARGET, Message, class_from_text, starting_state, upload_to_image
 from .images import load_image
-from .viz import COLORMAPS, DEFAULT_CMAP, overlay
+from .viz import COLORMAPS, DEFAULT_CMAP, colormap_table, overlay
+
+
+def percent(probability: float) -> str:
+    """A probability as a novice reads it: a percentage, with as many digits as it needs.
+
+    >>> [percent(p) for p in (0.8712, 0.0342, 0.000226, 0.00000004, 0.99996)]
+    ['87%', '3.4%', '0.02%', 'under 0.01%', 'over 99.9%']
+    """
+    value = 100 * float(probability)
+    if value >= 99.95:
+        return "100%" if value >= 100 else "over 99.9%"
+    if value >= 99.5:
+        return f"{value:.1f}%"
+    if value >= 10:
+        return f"{value:.0f}%"
+    if value >= 1:
+        return f"{value:.1f}%"
+    if value >= 0.01:
+        return f"{value:.2f}%"
+    return "0%" if value <= 0 else "under 0.01%"
+
+
+def layer_labels(names: Sequence[str]) -> List[Tuple[str, str]]:
+    """The Layer list's (label, name) pairs: the layers come from deep (a coarse map) to earlier ones
+    (finer maps), and the labels say so.
+
+    >>> layer_labels(["layer4", "layer3", "layer1"])
+    [('layer4 (deepest: coarse)', 'layer4'), ('layer3 (earlier: finer)', 'layer3'), ('layer1 (earliest: finest)', 'layer1')]
+    """
+    words = ["deepest: coarse"] + ["earlier: finer"] * max(len(names) - 2, 0) + ["earliest: finest"]
+    if len(names) == 1:
+        words = ["the layer you gave"]
+    return [(f"{name} ({word})", name) for name, word in zip(names, words)]
+
+
+def colour_bar(cmap: str, width: int = 480) -> str:
+    """HTML for a colour bar of ``cmap``: what the heatmap's colours mean, from none to the strongest."""
+    table = colormap_table(cmap)
+    stops = ", ".join("#%02x%02x%02x" % tuple(int(round(255 * c)) for c in table[i]) for i in range(0, 256, 32)) \
+        + ", #%02x%02x%02x" % tuple(int(round(255 * c)) for c in table[255])
+    return (f"<div class='lesson-colorbar' title='{html.escape(cmap)}' style='max-width:{width}px; "
+            f"font-size:90%'><div class='lesson-colorbar-ramp' style='height:12px; border:1px solid #888; "
+            f"background:linear-gradient(to right, {stops})'></div><div style='display:flex; "
+            f"justify-content:space-between'><span>0: no evidence</span><span>1: the strongest in this "
+            f"image</span></div></div>")
+
+
+def shown_value(graph, class_id: int) -> str:
+    """What the status line says of a class: its probability as a percentage ("probability 0.02%")
+    where the model's scores are probabilities (``graph.kind``), else the graph's own words
+    (``"score = 3.2"``, and the target's score)."""
+    if class_id != TARGET and graph.kind:
+        return f"probability {percent(graph.probabilities[class_id])}"
+    return graph.value(class_id)
 
 
 def encode_jpeg(picture: np.ndarray, quality: int = 90) -> bytes:
@@ -56,11 +110,13 @@ class Explorer:
     def __init__(self, model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
                  rgb_image: np.ndarray, class_id: Optional[int] = None, method: str = "GradCAM",
                  alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None,
-                 class_names: Optional[Sequence[str]] = None) -> None:
+                 class_names: Optional[Sequence[str]] = None, probability: object = "auto") -> None:
         import ipywidgets as widgets           # lazy on purpose: `from helpers import explore` stays light
 
+        target = class_id if callable(class_id) else None        # a target: offered as the class TARGET
+        class_id = TARGET if target is not None else class_id
         self.state = starting_state(model, target_layers, input_tensor, rgb_image, method, alpha, cmap, image_name,
-                                    class_names)
+                                    class_names, target, probability)
         self.maps = ExplorerMaps(model, self.state)
         self.model_name = getattr(model, "lesson_name", type(model).__name__)
         self._busy = False
@@ -79,12 +135,13 @@ class Explorer:
         self.cmap_choice = widgets.Dropdown(options=list(COLORMAPS), description="Colours")
         self.status, self.message = widgets.HTML(), widgets.HTML()
         self.heatmap = widgets.Image(format="jpeg", layout=widgets.Layout(width="auto", max_width="480px"))
+        self.colour_bar = widgets.HTML()
         self.widget = widgets.VBox([
             widgets.HBox([self.image_choice, self.upload]),
             widgets.HBox([self.class_choice, self.search]),
             widgets.HBox([self.layer_choice, self.method_choice]),
             widgets.HBox([self.alpha, self.cmap_choice]),
-            self.status, self.message, self.heatmap,
+            self.status, self.message, self.heatmap, self.colour_bar,
         ])
 
         self._choose_class(keep=class_id)
@@ -106,7 +163,7 @@ class Explorer:
             self.search.placeholder = f"search all {len(state.names)} classes"
         self.class_choice.options = [(state.label(i), i) for i in state.class_ids]
         self.class_choice.value = state.class_id
-        self.layer_choice.options, self.layer_choice.value = list(state.layers), state.layer
+        self.layer_choice.options, self.layer_choice.value = layer_labels(list(state.layers)), state.layer
         self.method_choice.value, self.alpha.value, self.cmap_choice.value = state.method, state.alpha, state.cmap
 
     def _draw(self) -> None:
@@ -114,12 +171,16 @@ class Explorer:
         picture = overlay(state.images[state.image][1], self.maps.heatmap_for(state.class_id), alpha=state.alpha,
                           cmap=state.cmap)
         self.heatmap.value = encode_jpeg(picture)
-        probabilities = self.maps.graph().probabilities
-        top = int(probabilities.argmax())
+        self.colour_bar.value = colour_bar(state.cmap)
+        graph = self.maps.graph()
+        best = int(graph.probabilities.argmax()) if len(graph.probabilities) else None
+        top = f"top class: {html.escape(state.label(best))} ({shown_value(graph, best)}) &nbsp;·&nbsp; " \
+            if best is not None else ""
+        rows, columns = graph.activations.shape[-2:]
         self.status.value = (f"<b>{html.escape(state.label(state.class_id))}</b>: "
-                             f"p = {float(probabilities[state.class_id]):.3g} &nbsp;·&nbsp; top class: "
-                             f"{html.escape(state.label(top))} (p = {float(probabilities[top]):.3g}) &nbsp;·&nbsp; "
-                             f"{html.escape(state.method)} at {html.escape(state.layer)} of {html.escape(self.model_name)}")
+                             f"{shown_value(graph, state.class_id)} &nbsp;·&nbsp; {top}"
+                             f"{html.escape(state.method)} at {html.escape(state.layer)} ({rows}×{columns} grid) "
+                             f"of {html.escape(self.model_name)}")
 
     # --- events: each changes the state, or on failure keeps all of it as it was -------------------
 
@@ -189,7 +250,7 @@ class Explorer:
 
     def _choose_class(self, keep: Optional[int] = None) -> None:
         """The class list for the chosen image (keeping the class shown), shown and drawn."""
-        self.state.set_class_options(self.maps.graph().probabilities, keep=keep)
+        self.state.set_class_options(self.maps.graph().probabilities, keep=keep, model=self.maps.model())
         self._show()
         self._draw()
 
@@ -197,7 +258,7 @@ class Explorer:
 def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: torch.Tensor,
             rgb_image: np.ndarray, class_id: Optional[int] = None, method: str = "GradCAM",
             alpha: float = 0.5, cmap: str = DEFAULT_CMAP, image_name: Optional[str] = None,
-            class_names: Optional[Sequence[str]] = None):
+            class_names: Optional[Sequence[str]] = None, probability: object = "auto"):
     """An interactive GradCAM explorer: returns an ipywidgets widget to display.
 
     The arguments are the starting state; the widget's own controls change the class (this
@@ -205,8 +266,12 @@ def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: 
     (GradCAM, GradCAM++, HiResCAM, LayerCAM, EigenCAM), the opacity, the colours, and the image
     (the lesson's images or your own upload). ``image_name`` labels the first image; by default
     it is the lesson image's file name when the image is one of them, else "(your image)".
-    ``class_names``: your model's class names, one per class; by default ImageNet's for a model
-    of 1000 classes, else "class 0", "class 1"... The explorer shows one image and one layer at a
+    ``class_id`` may also be a target, a function of the model's output for the image that gives
+    one number (``helpers.targets``; pytorch-grad-cam's targets work): it is offered first in the
+    class list, and alone for a model whose output holds no class scores (a segmentation, a detector).
+    ``class_names``: your model's class names, one per class; by default Hugging Face's
+    ``config.id2label``, ImageNet's for a model of 1000 classes, else "class 0", "class 1"...
+    ``probability``: how scores become the p shown ("softmax", "sigmoid", None; "auto": from the model). The explorer shows one image and one layer at a
     time: several target layers are all offered in its Layer list, starting with the first.
     Every explorer keeps working; only the few most recently used hold memory for instant answers.
     """
@@ -226,7 +291,7 @@ def explore(model: nn.Module, target_layers: Sequence[nn.Module], input_tensor: 
                       f"{', '.join(names[1:])} {'is' if len(names) == 2 else 'are'} in its Layer list (gradcam with "
                       f"several layers averages their maps)", stacklevel=2)
     explorer = Explorer(model, list(target_layers), input_tensor, rgb_image, class_id, method, alpha, cmap, image_name,
-                        class_names)
+                        class_names, probability)
     explorer.widget.explorer = explorer          # for tests and the curious
     return explorer.widget
 

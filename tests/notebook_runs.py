@@ -15,7 +15,6 @@ test run behind a lock, so that no two workers execute the same notebook; parame
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -25,7 +24,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-from runall import Run, run_all  # noqa: E402  (tools/, on sys.path through tests/conftest.py)
+from runall import SAVED_RUNS, Run, run_all, saved_run_name  # noqa: E402  (tools/, on sys.path through tests/conftest.py)
 
 #: The learners' notebooks (one per scheduled episode) and the live-coding handouts, whatever they are called today.
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -90,8 +89,7 @@ class NotebookRuns:
         """(the run, "") or (None, why it failed): from disk when another worker made it."""
         from filelock import FileLock      # torch's own dependency
 
-        content = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        name = f"{relative(path).strip('/').replace('/', '-')}-{model}-{content}"
+        name = saved_run_name(path, model, ROOT)        # tools/outputs.py and tools/site.py reuse it
         saved = self.folder / f"{name}.pickle"
         with FileLock(str(self.folder / f"{name}.lock")):
             if saved.is_file():
@@ -109,7 +107,7 @@ class NotebookRuns:
 def shared_folder(tmp_path_factory) -> Path:
     """A folder that every pytest-xdist worker of this test run sees (the run's own base temp)."""
     base = tmp_path_factory.getbasetemp()
-    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "notebook-runs"
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / SAVED_RUNS
     folder.mkdir(exist_ok=True)
     return folder
 

@@ -13,6 +13,7 @@ from helpers import LABELS
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import notebooks as notebook_tool  # noqa: E402
+from test_notebook_format import hidden_cells  # noqa: E402
 
 EPISODES = sorted((ROOT / "episodes").glob("[0-9]*.md"))
 #: The self-study pages (learners/NAME.md with ``self-study: true``): lessons outside the schedule,
@@ -59,9 +60,9 @@ def test_notebooks_have_no_outputs_and_hide_solutions(notebook):
     cells = json.loads(notebook.read_text())["cells"]
     code = [c for c in cells if c["cell_type"] == "code"]
     assert code and all(not c["outputs"] and c["execution_count"] is None for c in code)
-    solutions = [c for c in code if "solution" in c["metadata"].get("tags", [])]
+    solutions = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and "solution" in c["metadata"].get("tags", [])]
     assert solutions, "every episode has at least one challenge with solution code"
-    assert all(c["metadata"]["jupyter"] == {"source_hidden": True, "outputs_hidden": True} for c in solutions)
+    assert set(solutions) <= hidden_cells(cells), "a solution's code shows before its heading is opened"
     assert not any(":::" in "".join(c["source"]) for c in cells)
 
 

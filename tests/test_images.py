@@ -142,3 +142,38 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     assert bomb.stat().st_size < 200_000
     with pytest.raises(ValueError, match="bomb.png.*9000x9000"):
         load_image(bomb)
+
+
+# --- issue 24: scientific images, scaled by their actual range ----------------------------------
+
+def _ramp(dtype, top):
+    return (np.linspace(0, 1, 64 * 64).reshape(64, 64) * top).astype(dtype)
+
+
+def test_a_float_tiff_in_0_1_is_not_nearly_black_and_the_scaling_is_printed(tmp_path, capsys):
+    path = tmp_path / "float.tif"
+    Image.fromarray(_ramp(np.float32, 1.0)).save(path)               # Pillow mode F, values 0..1
+    x, rgb = load_image(path, size=64)
+    said = capsys.readouterr().out
+    assert rgb.max() == pytest.approx(1.0, abs=1 / 255) and rgb.min() == 0     # was 0.0039 at most
+    assert "a float greyscale image (Pillow mode F) with values from 0 to 1: scaled from [0, 1] to [0, 1]" in said
+    assert np.abs(x[0].permute(1, 2, 0).numpy() * IMAGENET_STD + IMAGENET_MEAN - rgb).max() < 1e-5
+
+
+def test_12_bit_data_in_a_16_bit_png_uses_its_range_and_value_range_overrides(tmp_path, capsys):
+    path = tmp_path / "xray.png"
+    Image.fromarray(_ramp(np.uint16, 4095)).save(path)               # microscopy, X-ray: 12 of 16 bits
+    _, rgb = load_image(path, size=64)
+    assert rgb.max() == pytest.approx(1.0, abs=1 / 255)              # was 0.063
+    assert "16-bit greyscale image (Pillow mode I;16) with values from 0 to 4095: scaled from [0, 4095]" in \
+        capsys.readouterr().out
+    _, whole = load_image(path, size=64, value_range=(0, 65535))    # the type's whole range, if wanted
+    assert whole.max() == pytest.approx(4095 / 65535, abs=1 / 255)
+    assert "scaled from [0, 65535] to [0, 1] (as you asked (value_range))" in capsys.readouterr().out
+    halves = np.full((64, 64), 64, np.uint8)
+    halves[:, 32:] = 200
+    _, eight_bit = load_image(Image.fromarray(halves), size=64, value_range=(0, 127.5))    # an 8-bit image too
+    assert eight_bit[10, 5].tolist() == pytest.approx([64 / 127.5] * 3, abs=1e-3) and eight_bit[10, 60].min() == 1.0
+    for bad in [(10, 10), (5,), "dark", (0, float("nan"))]:
+        with pytest.raises(ValueError, match=r"value_range must be \(low, high\).*\(0, 4095\)"):
+            load_image(path, value_range=bad)

@@ -21,13 +21,14 @@ PACKAGE = ROOT / "helpers"
 LAYERS: List[Tuple[str, ...]] = [
     ("_files", "solutions"),                       # no helpers imports at all
     ("labels", "downloads"),                       # class names; the lesson's files (no torch)
-    ("modelstate",),                               # a model's lock, eval mode, device and dtype
+    ("modelstate", "targets"),                     # a model's lock, eval copy, device and dtype; what a score is
     ("architectures",),                            # layouts of layer outputs, the dry run, target layers
-    ("cam", "images", "models"),                   # the CAM mechanism; load_image; load_model
-    ("viz", "trust", "check", "explorer_state"),   # pictures; other methods, tests of them; the checker;
-                                                   # what an explorer shows
-    ("shortcut", "setup", "explorer_graphs"),      # episode 9's experiment; the set-up; an explorer's maps
-    ("claims", "widgets"),                         # the lesson's claims; the explorer's view
+    ("cam", "images", "models", "audit_regions"),  # the CAM mechanism; load_image; load_model; an audit's regions
+    ("viz", "trust", "check", "explorer_state",    # pictures; other methods, tests of them; the checker;
+     "audit_data"),                                # what an explorer shows; reading a dataset for an audit
+    ("shortcut", "setup", "explorer_graphs",       # episode 9's experiment; the set-up; an explorer's maps;
+     "audit_sheet", "audit_table"),                # an audit's suspects and contact sheet; its table
+    ("claims", "widgets", "audit"),                # the lesson's claims; the explorer's view; a dataset's audit
 ]
 #: ``helpers/__init__.py`` imports each public name on first use (importlib), so it sits above all.
 ABOVE_ALL = {"__init__"}

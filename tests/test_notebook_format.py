@@ -39,7 +39,11 @@ def divs(episode: Path) -> dict:
     found: dict = {}
     stack: list = []
     fence = None
-    for line in episode.read_text(encoding="utf-8").splitlines():
+    printout = False                    # inside an ```output block that tools/outputs.py wrote
+    for line in notebook_tool.strip_generated(episode.read_text(encoding="utf-8")).splitlines():
+        if printout:
+            printout = not line.startswith("```")
+            continue
         if fence is not None:
             if line.startswith("```"):
                 stack[-1][2].append("\n".join(fence)) if stack else None
@@ -47,7 +51,9 @@ def divs(episode: Path) -> dict:
             else:
                 fence.append(line)
             continue
-        if line.startswith("```"):
+        if line.startswith("```output"):
+            printout = True
+        elif line.startswith("```"):
             fence = []
         elif END.match(line):
             kind, prose, code = stack.pop()
@@ -59,9 +65,40 @@ def divs(episode: Path) -> dict:
     return found
 
 
+def heading_levels(markdown: str) -> list:
+    """The levels of a Markdown cell's headings (outside code fences)."""
+    levels, fenced = [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"^#{1,6}\s", line):
+            levels.append(len(line) - len(line.lstrip("#")))
+    return levels
+
+
+def hidden_cells(cells: list) -> set:
+    """The indexes of the cells JupyterLab hides when it opens the notebook: those under a heading cell
+    marked collapsed (``jp-MarkdownHeadingCollapsed``), up to the next cell with a heading of that
+    level or higher (JupyterLab takes a cell's highest heading as its level)."""
+    hidden, closing = set(), None
+    for index, cell in enumerate(cells):
+        levels = heading_levels(_source(cell)) if cell["cell_type"] == "markdown" else []
+        if closing is not None:
+            if levels and min(levels) <= closing:
+                closing = None
+            else:
+                hidden.add(index)
+                continue
+        if levels and cell["metadata"].get(notebook_tool.HEADING_COLLAPSED):
+            closing = min(levels)
+    return hidden
+
+
 def visible_text(cells: list) -> str:
-    """The Markdown a learner reads without clicking: closed <details> and comments left out."""
-    text = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    """The Markdown a learner reads without clicking: collapsed sections, closed <details> and
+    comments left out."""
+    hidden = hidden_cells(cells)
+    text = "\n".join(_source(c) for i, c in enumerate(cells) if c["cell_type"] == "markdown" and i not in hidden)
     text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
     return re.sub(r"<details>.*?</details>", "", text, flags=re.S)
 
@@ -86,17 +123,26 @@ def test_learner_notebooks_hide_solutions_and_leave_out_instructor_notes(episode
     for line in instructor_lines:
         assert line not in everything, f"instructor note in the learners' notebook: {line!r}"
     assert "Instructor note" not in everything
-    # every code block of a solution is a collapsed cell whose output goes into a closed box
+    # one click opens a solution: a collapsed "Solution" heading, under which its prose, its code
+    # and (once run) its output are plain cells, hidden until then
+    hidden = hidden_cells(cells)
     solution_code = [block for _, code in parts.get("solution", []) for block in code]
-    collapsed = [c for c in cells if c["cell_type"] == "code" and c["metadata"].get("jupyter", {}).get("source_hidden")]
-    assert len(collapsed) == len(solution_code)
-    for cell, block in zip(collapsed, solution_code):
-        assert cell["metadata"]["jupyter"] == {"source_hidden": True, "outputs_hidden": True}
-        assert "solution" in cell["metadata"]["tags"]
-        assert _source(cell).startswith("%%solution") and _source(cell).endswith(block.strip())
-    first_solution = cells.index(collapsed[0]) if collapsed else len(cells)
-    assert not collapsed or any("%load_ext helpers.solutions" in _source(c) for c in cells[:first_solution]
-                                if "setup" in c["metadata"].get("tags", []))
+    in_solutions = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
+                    and "solution" in c["metadata"].get("tags", [])]
+    assert len(in_solutions) == len(solution_code)
+    for index, block in zip(in_solutions, solution_code):
+        assert index in hidden, f"solution code visible without a click: {block[:60]!r}"
+        assert notebook_tool.episode_code(_source(cells[index])) == block.strip()
+        assert "jupyter" not in cells[index]["metadata"]
+    headings = [c for c in cells if c["cell_type"] == "markdown" and c["metadata"].get(notebook_tool.HEADING_COLLAPSED)]
+    assert [_source(c).lstrip("# ") for c in headings if "solution" in c["metadata"]["tags"]] == \
+        ["Solution"] * len(parts["solution"])
+    assert "%%solution" not in everything and "%load_ext" not in everything and "<details>" not in everything
+    # whatever is not in a solution, hint or "More" box stays visible: the challenges, the code
+    for line in _long_lines([line for prose, _ in parts.get("challenge", []) for line in prose]):
+        assert line in shown, f"challenge text hidden: {line!r}"
+    assert not [i for i, c in enumerate(cells) if i in hidden and c["cell_type"] == "code"
+                and not {"solution", "hint", "spoiler"} & set(c["metadata"].get("tags", []))], "an episode cell is hidden"
     # no "edit the episode" and no promise of collapsed code where nothing is collapsed
     assert "edit the episode" not in shown
     assert "collapsed" not in shown
@@ -125,8 +171,7 @@ def test_handouts_keep_challenges_and_shown_code_and_drop_solutions(episode):
         kept = {"setup", "show"} & set(cell["metadata"].get("tags", []))
         assert bool(_source(cell).strip()) == bool(kept), _source(cell)[:80]
         assert "jupyter" not in cell["metadata"]
-    shown = [_source(c).removeprefix(notebook_tool.SOLUTION_MAGIC + "\n") for c in full
-             if c["cell_type"] == "code" and "show" in c["metadata"].get("tags", [])]
+    shown = [_source(c) for c in full if c["cell_type"] == "code" and "show" in c["metadata"].get("tags", [])]
     assert shown == [_source(c) for c in code if "show" in c["metadata"].get("tags", [])]
     with_code = sum(1 for _, blocks in parts.get("solution", [])
                     if blocks and not blocks[0].lstrip().startswith("# Show, do not type"))
@@ -216,17 +261,3 @@ def test_a_self_study_page_gets_a_notebook_of_its_own(tmp_path, monkeypatch):
     assert [_source(c) for c in cells if c["cell_type"] == "code"] == ["print(1)"]
     (learners / "audit.md").write_text((learners / "audit.md").read_text().replace("print(1)", "print(3)"))
     assert notebook_tool.main(["--check"]) == 1
-
-
-def test_a_solution_keeps_its_answer_folded_when_run():
-    """%%solution runs the cell in the notebook's namespace and shows its output in a closed box;
-    an error still fails the cell."""
-    from IPython.testing.globalipapp import get_ipython
-
-    shell = get_ipython()                   # the one test shell, started by whichever test comes first
-    assert shell.run_cell(notebook_tool.LOAD_SOLUTION_MAGIC).success     # the line the set-up cells get
-    shell.run_cell("answer = None")
-    result = shell.run_cell(notebook_tool.SOLUTION_MAGIC + "\nanswer = 6 * 7\nprint(answer)")
-    assert result.success and shell.user_ns["answer"] == 42
-    failed = shell.run_cell("%%solution\n1 / 0")
-    assert not failed.success and isinstance(failed.error_in_exec, ZeroDivisionError)

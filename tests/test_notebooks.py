@@ -7,7 +7,8 @@
 
 The self-study notebooks (learners/ pages outside the schedule) run the same way. Each notebook runs
 once, with the stand-in model, and these tests share that run
-(tests/notebook_runs.py); the ResNet-50 run is tests/test_notebooks_resnet.py.
+(tests/notebook_runs.py). `make test` runs every notebook once more with nbval, with ResNet-50's
+architecture (random weights), the model participants use (tests/conftest.py, ``NBVAL_MODEL``).
 """
 
 from __future__ import annotations

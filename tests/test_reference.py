@@ -71,5 +71,52 @@ def test_each_block_gives_what_the_helper_gives(block, stand_in, random_resnet, 
     monkeypatch.chdir(mirror)                             # the blocks open "both.png" by name
     theirs = dict(given)
     exec(compile(block, "learners/reference.md", "exec"), theirs)
-    ours = {**_helpers_namespace(), **given}
+    # the helper call may use what the block made (a model of its own, a mask), never its result
+    made = {name: value for name, value in theirs.items() if name != header.group("name") and name not in given}
+    ours = {**made, **_helpers_namespace(), **given}
     _same(eval(header.group("call"), ours), theirs[header.group("name")], header.group("call"))
+
+
+@pytest.mark.parametrize("width, height", [(1000, 750), (640, 427), (337, 250), (4000, 100), (224, 224)])
+def test_the_preprocessing_block_agrees_with_load_image_on_non_square_photos(width, height, tmp_path, monkeypatch):
+    """Issue 24: torchvision's Resize(224) truncates where load_image rounds (224x298 against 224x299
+    for 1000x750), and load_image caps the long side at 1024 px (26x1024 for a 4000x100 panorama)."""
+    from PIL import Image
+
+    from helpers import load_image
+
+    block = next(b for b in BLOCKS if HEADER.match(b).group("call").startswith("load_image("))
+    pixels = np.random.default_rng(width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "both.png")
+    monkeypatch.chdir(tmp_path)
+    theirs = {}
+    exec(compile(block, "learners/reference.md", "exec"), theirs)
+    ours, rgb = load_image(tmp_path / "both.png")
+    assert tuple(theirs["input_tensor"].shape) == tuple(ours.shape)
+    assert torch.abs(theirs["input_tensor"] - ours).max() < 1e-5 and np.abs(theirs["rgb_image"] - rgb).max() < 1e-6
+    if (width, height) == (4000, 100):
+        assert tuple(ours.shape[-2:]) == (26, 1024)
+
+
+def test_the_take_home_pip_line_installs_every_import_and_one_opencv():
+    """Issue 24: the packages of the route without the helpers, with one OpenCV package (grad-cam's own)."""
+    import ast
+    from importlib.metadata import requires
+
+    line = re.search(r"```bash\n(pip install [^\n]+)\n```", REFERENCE).group(1)
+    packages = set(line.split()[2:])
+    assert "opencv-python" not in packages and "opencv-python-headless" in packages
+    assert any(r.startswith("opencv-python-headless") for r in requires("grad-cam"))
+    assert not any(re.match(r"opencv-python(?!-headless)", r) for r in requires("grad-cam"))
+    home = {"numpy": "torch", "PIL": "torchvision", "torch": "torch", "torchvision": "torchvision",
+            "pytorch_grad_cam": "grad-cam", "captum": "captum", "scipy": "scipy", "cv2": "opencv-python-headless",
+            "matplotlib": "matplotlib", "copy": None}
+    imported = set()
+    for block in re.findall(r"```python\n(.*?)```", REFERENCE, flags=re.S):
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module.split(".")[0])
+    assert imported <= set(home), f"reference.md imports {imported - set(home)}, which the pip line does not name"
+    assert {home[name] for name in imported if home[name]} <= packages

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from helpers.claims import share_on
-from helpers.shortcut import (DOG, SIZE, STAMP_BOX, TEST_PHOTOS, TRAIN_PHOTOS, dog_maps, frozen_backbone_experiment,
+from helpers.shortcut import (CAT, DOG, SIZE, animal_boxes, STAMP_BOX, TEST_PHOTOS, TRAIN_PHOTOS, dog_maps, frozen_backbone_experiment,
                               in_stamp, make_data, peak_distance, run_experiment, small_cnn, stamp)
 
 SEEDS = (0, 1)
@@ -87,6 +87,21 @@ def test_share_on_maps_the_photos_regions_into_each_crop():
     edge[0, :, :4] = 1.0                       # the crop's 4 leftmost columns
     assert share_on(edge, left_square, "dog")[0][0] == pytest.approx(61 / 64)   # all but the top 5% (3 rows)
     assert share_on(edge, mirrored, "dog")[0][0] == 0.0          # mirrored, they show x 0.58..0.62: the kitten
+
+
+def test_animal_boxes_move_scale_and_mirror_the_animals_box_into_each_crop():
+    # the largest square crop at the left of dog_cat.jfif (284 x 177): 64 px for 177; the dog is x 0..160, y 12..177
+    windows = np.array([[0.0, 0.0, 177 / 284, 0.0], [0.0, 0.0, 177 / 284, 1.0], [0.0, 0.0, 177 / 284, 0.0]])
+    boxes = animal_boxes(windows, torch.tensor([DOG, DOG, CAT]))
+    scale = 64 / 177
+    assert boxes[0] == pytest.approx([0, 12 * scale, 160 * scale, 64], abs=1e-3)
+    assert boxes[1] == pytest.approx([64 - 160 * scale, 12 * scale, 64, 64], abs=1e-3)    # mirrored
+    assert boxes[2] == pytest.approx([148 * scale, 32 * scale, 64, 64], abs=1e-3)          # the cat, clipped
+    data = make_data(seed=3, n_train=4, n_test=6)
+    real = animal_boxes(data.test_windows, data.test_labels)
+    assert real.shape == (12, 4) and (real >= 0).all() and (real <= SIZE).all()
+    # each crop is 1.0 to 1.3 times its animal's longer side: the box spans at least 64 / 1.3 px one way
+    assert (np.maximum(real[:, 2] - real[:, 0], real[:, 3] - real[:, 1]) >= 64 / 1.3 - 0.5).all()
 
 
 def test_the_data_labels_noise_and_stamp():

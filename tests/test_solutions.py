@@ -83,9 +83,27 @@ def test_a_bad_type_name_says_what_is_wrong():
     assert expected_types("") == () and expected_types("KeyError  # why") == (KeyError,)
 
 
-def test_inside_a_solution_the_error_is_expected_too(shell):
-    result = shell.run_cell(notebook_tool.SOLUTION_MAGIC + "\n%%expect_error ZeroDivisionError\n1 / 0")
-    assert result.success
+def test_importing_helpers_in_ipython_registers_the_magic():
+    """No %load_ext line in the notebooks: the set-up cell's `from helpers import ...` registers
+    %%expect_error, in a fresh IPython as in JupyterLab's kernel, nbval's and Colab's."""
+    code = ("from IPython.testing.globalipapp import start_ipython\n"
+            "shell = start_ipython()\n"
+            "before = shell.run_cell('%%expect_error ZeroDivisionError\\n1 / 0')\n"
+            "print('before:', type(before.error_in_exec).__name__)\n"
+            "assert shell.run_cell('from helpers import LABELS').success\n"
+            "after = shell.run_cell('%%expect_error ZeroDivisionError\\n1 / 0')\n"
+            "print('after:', after.success)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert "before: UsageError" in out.stdout and "after: True" in out.stdout
+
+
+def test_importing_helpers_outside_ipython_imports_no_ipython():
+    out = subprocess.run([sys.executable, "-c", "import sys, helpers; print('IPython' in sys.modules)"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "False", out.stderr
 
 
 def test_in_plain_python_the_magic_runs_in_main_and_still_checks():
@@ -114,11 +132,17 @@ def test_the_generator_runs_cells_meant_to_fail_under_the_magic(tmp_path):
     handout = notebook_tool.render(episode, notebook_tool.HANDOUT)
     site = notebook_tool.render(episode, notebook_tool.SITE)
     code = [c for c in learner.cells if c.cell_type == "code"]
-    assert "%load_ext helpers.solutions" in code[0].source
-    assert code[1].source.startswith("%%expect_error ValueError\n# This cell is meant to fail")
-    assert "raises-exception" not in code[1].metadata.get("tags", [])
+    assert code[0].source == notebook_tool.LOAD_MAGICS and "setup" in code[0].metadata["tags"]   # no helpers import
+    assert code[1].source == "# Set-up: run this cell.\nimport math"
+    assert code[2].source.startswith("%%expect_error ValueError\n# This cell is meant to fail")
+    assert "raises-exception" not in code[2].metadata.get("tags", [])
     failing = [c for c in site.cells if c.cell_type == "code"][1]
     assert failing.source.startswith("# This cell") and "raises-exception" in failing.metadata["tags"]
+    assert "import helpers" not in "".join(c.source for c in site.cells)
     kept = [c for c in handout.cells if c.cell_type == "code"]
-    assert kept[1].source == "" and kept[2].source.startswith("%%expect_error\n# Show, do not type")
-    assert "%load_ext helpers.solutions" in kept[0].source        # the handout's shown failure needs it
+    assert kept[0].source == notebook_tool.LOAD_MAGICS                # the handout's shown failure needs it
+    assert kept[2].source == "" and kept[3].source.startswith("%%expect_error\n# Show, do not type")
+    with_helpers = tmp_path / "02-y.md"
+    with_helpers.write_text(episode.read_text().replace("import math", "import math\nfrom helpers import LABELS"))
+    code = [c for c in notebook_tool.render(with_helpers, notebook_tool.LEARNER).cells if c.cell_type == "code"]
+    assert len(code) == 3 and "helpers" not in code[0].source.replace("from helpers import LABELS", "")

@@ -37,6 +37,10 @@ def test_viz_gradcam_prints_names_and_returns_the_overlay(stand_in, both, capsys
     assert np.array_equal(picture, overlay(rgb, heatmap))
     viz_gradcam(stand_in, default_target_layers(stand_in), None, x, rgb, show=False)
     assert "Predicted class: 243 · bull mastiff (p = 0.38" in capsys.readouterr().out
+    viz_gradcam(stand_in, default_target_layers(stand_in), 243, x, rgb, show=False)      # the top class, asked for
+    said = capsys.readouterr().out
+    assert said.startswith("Target class: 243 · bull mastiff (p = 0.38") and said.count("bull mastiff") == 1
+    assert "the model's top class" in said
 
 
 def test_the_strongest_pixel_is_the_brightest_in_the_shown_picture(stand_in, both):

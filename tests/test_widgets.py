@@ -3,6 +3,7 @@ import html
 import gc
 import io
 import os
+import re
 import weakref
 
 import ipywidgets
@@ -62,11 +63,12 @@ def test_a_class_change_redraws_synchronously_and_matches_gradcam(resnet_explore
     before = image.value
     class_choice(widget).value = 281
     assert image.value != before and image.value[:2] == b"\xff\xd8"        # a new JPEG already
-    assert "281 · tabby" in explorer.status.value and "p = " in explorer.status.value
-    for layer in ("layer4", "layer3"):
+    assert "281 · tabby</b>: probability " in explorer.status.value and "%" in explorer.status.value
+    for layer, grid in (("layer4", "7×7"), ("layer3", "14×14")):
         explorer.layer_choice.value = layer
         expected = gradcam(random_resnet, [getattr(random_resnet, layer)], 281, both[0])
         assert np.abs(explorer.maps.heatmap_for(281) - expected).max() <= 1e-4
+        assert f"at {layer} ({grid} grid)" in explorer.status.value          # episode 5 asks learners to read it
 
 
 def test_every_method_matches_helpers_on_the_stand_in(stand_in, both):
@@ -74,7 +76,7 @@ def test_every_method_matches_helpers_on_the_stand_in(stand_in, both):
     explorer = widget.explorer
     assert list(explorer.method_choice.options) == ["GradCAM", "GradCAM++", "HiResCAM", "LayerCAM", "EigenCAM"]
     assert "ScoreCAM" not in explorer.method_choice.options
-    assert list(explorer.layer_choice.options) == ["blocks[6]", "blocks[5]", "blocks[4]", "blocks[3]"]
+    assert [name for _, name in explorer.layer_choice.options] == ["blocks[6]", "blocks[5]", "blocks[4]", "blocks[3]"]
     for method in METHODS:
         explorer.method_choice.value = method
         expected = gradcam(stand_in, [stand_in.blocks[-1]], 285, both[0], method=method)
@@ -95,7 +97,10 @@ def test_opacity_colours_and_layers(resnet_explorer):
     widget, explorer = resnet_explorer
     image = heatmap(widget)
     assert {"cividis", "viridis"} <= set(explorer.cmap_choice.options)
-    assert list(explorer.layer_choice.options) == ["layer4", "layer3", "layer2", "layer1"]
+    assert list(explorer.layer_choice.options) == [("layer4 (deepest: coarse)", "layer4"),
+                                                   ("layer3 (earlier: finer)", "layer3"),
+                                                   ("layer2 (earlier: finer)", "layer2"),
+                                                   ("layer1 (earliest: finest)", "layer1")]
     seen = {image.value}
     explorer.alpha.value = 0.0
     photo_only = image.value
@@ -365,3 +370,25 @@ def test_a_training_step_after_explore_gives_maps_of_the_new_weights_not_an_erro
     explorer.class_choice.value = first                     # a map made before the step is not shown again
     assert np.abs(explorer.maps.heatmap_for(first) - gradcam(model, [model.layer4], first, x)).max() < 1e-5
     assert np.abs(explorer.maps.heatmap_for(first) - before).max() > 1e-3
+
+
+def test_probabilities_read_as_percentages_and_the_colour_bar_follows_the_colours(resnet_explorer, random_resnet,
+                                                                                 both):
+    from helpers.viz import colormap_table
+    from helpers.widgets import percent
+
+    widget, explorer = resnet_explorer
+    with torch.no_grad():
+        probabilities = torch.softmax(random_resnet(both[0])[0], 0)
+    class_choice(widget).value = 281
+    assert f"281 · tabby</b>: probability {percent(probabilities[281])} " in explorer.status.value
+    assert "p = " not in explorer.status.value and "e-0" not in explorer.status.value
+    assert [percent(p) for p in (0.5, 0.0226, 0.000226, 1e-7)] == ["50%", "2.3%", "0.02%", "under 0.01%"]
+    assert explorer.colour_bar in widget.children
+    for cmap in ("inferno", "cividis"):
+        explorer.cmap_choice.value = cmap
+        first, last = (colormap_table(cmap)[i] for i in (0, 255))
+        ramp = re.search(r"linear-gradient\(to right, (#[0-9a-f]{6}).*(#[0-9a-f]{6})\)", explorer.colour_bar.value)
+        assert ramp and ramp[1] == "#%02x%02x%02x" % tuple(round(255 * c) for c in first)
+        assert ramp[2] == "#%02x%02x%02x" % tuple(round(255 * c) for c in last)
+        assert "0: no evidence" in explorer.colour_bar.value and "1: the strongest" in explorer.colour_bar.value

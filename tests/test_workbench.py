@@ -30,7 +30,9 @@ def copy_lesson(destination: Path) -> Path:
     and tools/workbench.R (no .venv, notebooks or earlier builds), in a new git repository."""
     destination.mkdir(parents=True)
     for path in ROOT.iterdir():
-        if path.is_file():
+        # not .git: in a git worktree it is a file pointing at the checkout's repository, and the
+        # copy's `git add`/`git commit` below would then commit into the developer's branch
+        if path.is_file() and path.name != ".git":
             shutil.copy2(path, destination / path.name)
     for folder in LESSON_FOLDERS:
         shutil.copytree(ROOT / folder, destination / folder)

@@ -232,3 +232,157 @@ def test_the_all_in_one_page_holds_every_challenge_and_solution(workbench_site, 
     expected = {kind: sum(source_counts(episode)[kind] for episode in EPISODES) for kind in ("challenge", "solution")}
     for path in (workbench_site / "aio.html", workbench_site / "instructor" / "aio.html"):
         assert built_counts(pages[path]) == expected, path.relative_to(workbench_site)
+
+
+# ------------------------------------------------------------------------ issue 25: what the pages show
+
+#: Sentences that point at something the code printed or drew. Each needs an output block or a figure
+#: in its section of the built page (tools/outputs.py writes them under the cells an author marks).
+REFERENCE = re.compile(r"\b(?:printout|printed|(?:figure|map|maps|heatmaps?|picture|plot|curves?) (?:above|below)"
+                       r"|below (?:are|is) (?:the|four|three|two|\w+ maps)|shown (?:above|below))\b", re.IGNORECASE)
+
+
+def main_content(page: Element) -> Element:
+    return next(e for e in page.iter() if e.tag == "main")
+
+
+def sections(page: Element) -> Iterator[Element]:
+    """The page's level-2 sections (the Workbench wraps each ``##`` heading and what follows)."""
+    return (e for e in main_content(page).iter() if e.tag == "section" and e.attrs.get("id"))
+
+
+def shows_output(element: Element) -> bool:
+    return any(e.tag == "figure" or (e.tag == "pre" and "output" in e.classes) for e in element.iter())
+
+
+@pytest.mark.parametrize("episode", EPISODES, ids=lambda p: p.name)
+def test_every_reference_to_a_printout_or_figure_has_one_in_its_section(episode, workbench_site, pages):
+    page = pages[workbench_site / f"{episode.stem}.html"]
+    missing = []
+    for section in sections(page):
+        text = plain(" ".join(prose(section)))
+        found = [text[max(0, m.start() - 50):m.end() + 30] for m in REFERENCE.finditer(text)]
+        if found and not shows_output(section):
+            missing.append(f"section #{section.attrs['id']}: " + " | ".join(found))
+    assert not missing, (f"{episode.name}: these sentences point at a printout or figure the page does not show; "
+                         "mark the cells (<!-- output: text -->, <!-- output: figure alt=\"...\" -->, CONTRIBUTING.md) "
+                         "and run `python lesson.py outputs`:\n" + "\n".join(missing))
+
+
+def test_the_marked_outputs_are_on_the_page_as_output_blocks_and_figures(workbench_site, pages):
+    """Episode 1, the demonstration: its printouts as the Workbench's OUTPUT blocks, its figures with
+    alt text and a caption naming the model."""
+    page = main_content(pages[workbench_site / "01-images-as-tensors.html"])
+    blocks = [e.text() for e in page.iter() if e.tag == "pre" and "output" in e.classes]
+    assert any("torch.Size([1, 3, 224, 224])" in block for block in blocks), blocks
+    figures = [e for e in page.iter() if e.tag == "figure"]
+    generated = [f for f in figures if any("-output-" in i.attrs.get("src", "") for i in f.iter() if i.tag == "img")]
+    assert len(generated) >= 2
+    for figure in generated:
+        caption = plain(next(e for e in figure.iter() if e.tag == "figcaption").text())
+        assert caption.endswith("Notebook run with the offline stand-in, EfficientNet-Lite0.") or \
+            caption.endswith("Notebook run with ResNet-50."), caption
+
+
+@pytest.mark.parametrize("episode", EPISODES, ids=lambda p: p.name)
+def test_each_episode_page_says_where_its_notebook_and_executed_page_are(episode, workbench_site, pages):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import links
+
+    home = links.Home.from_config(ROOT / "config.yaml")
+    page = main_content(pages[workbench_site / f"{episode.stem}.html"])
+    text = plain(page.text())
+    hrefs = {e.attrs.get("href") for e in page.iter() if e.tag == "a"}
+    assert f"notebooks/{episode.stem}.ipynb" in text, f"{episode.name}: run `python lesson.py links`"
+    if home.source:
+        assert home.notebook(episode.stem) in hrefs
+    if home.executed:
+        assert home.executed_page(episode.stem) in hrefs
+    else:
+        assert f"make site builds this page with every cell run, as _site/{episode.stem}.html" in text
+
+
+PLACEHOLDERS = re.compile(r"example\.(?:org|com|net)|gradcam-lesson/gradcam-lesson|OWNER/REPO|your-(?:repo|org)",
+                          re.IGNORECASE)
+
+
+def test_no_placeholder_address_in_what_learners_see(workbench_site, pages):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import links
+
+    home = links.Home.from_config(ROOT / "config.yaml")
+    found = []
+    for path, page in pages.items():
+        where = path.relative_to(workbench_site)
+        for element in page.iter():
+            for key in ("href", "src"):
+                value = element.attrs.get(key, "")
+                if PLACEHOLDERS.search(value) or value.strip() in ("mailto:", "#", "/"):
+                    found.append(f"{where}: {key}={value!r}")
+                if re.match(r"https://(?:mybinder\.org|colab\.research\.google\.com)/", value) and not (
+                        home.source and f"{home.owner}/{home.repo}" in value.replace("%2F", "/")):
+                    found.append(f"{where}: {value} is not made from config.yaml's source ({home.source!r})")
+        text = " ".join(prose(page))
+        found += [f"{where}: text {m.group(0)!r}" for m in PLACEHOLDERS.finditer(text)]
+    for source in (ROOT / "README.md", ROOT / "learners" / "setup.md", ROOT / "config.yaml"):
+        found += [f"{source.name}: {m.group(0)!r}" for m in PLACEHOLDERS.finditer(source.read_text(encoding="utf-8"))]
+    assert not found, "\n".join(sorted(set(found)))
+
+
+def test_the_setup_page_opens_with_a_heading_and_has_a_route_per_system(workbench_site, pages):
+    """The set-up page, as the Workbench puts it on the home page (learners' view) under #setup."""
+    setup = next(e for e in main_content(pages[workbench_site / "index.html"]).iter()
+                 if e.tag == "section" and e.attrs.get("id") == "setup")
+    blocks = [child for child in setup.children if isinstance(child, Element)]
+    first = next(e for e in blocks if e.tag not in ("style", "script"))
+    first_heading = first if first.tag in ("h2", "h3") else next((e for e in first.iter() if e.tag in ("h2", "h3")), None)
+    assert first_heading is not None and first.iter().__next__() is not None
+    assert plain(first_heading.text()) == "Before the workshop", f"the set-up page opens with {first.text()[:80]!r}"
+    routes = {}
+    for section in (e for e in setup.iter() if e.tag == "section" and e.attrs.get("id")):
+        heading = next(e for e in section.iter() if e.tag == "h2")
+        code = [e.text().strip() for e in section.iter() if e.tag == "pre"]
+        routes[plain(heading.text())] = code
+    assert routes["Windows"] == ["py lesson.py lab"]
+    assert routes["macOS"] == ["python3 lesson.py lab"]
+    assert routes["Linux"] == ["make lab"]
+    binder = [name for name in routes if "Binder" in name and "JupyterHub" in name]
+    assert binder and routes[binder[0]] == ["python -m helpers.check"]
+    assert "Google Colab (no installation)" in routes and "Offline: an instructor's USB stick" in routes
+    too_long = [line for code in routes.values() for block in code for line in block.splitlines() if len(line) > 79]
+    assert not too_long
+
+
+def test_one_schedule_in_each_view_breaks_included(workbench_site, pages):
+    """The index (learners) and the instructors' home page show one schedule, the index's, with its
+    breaks; the Workbench's own (no breaks, under "Credits") is hidden by the index's style."""
+    for name in ("index.html", "instructor/index.html"):
+        page = main_content(pages[workbench_site / name])
+        tables = [e for e in page.iter() if e.tag == "table" and "start" in plain(e.text())[:60]]
+        assert len(tables) == 2 and all("Break" in t.text() for t in tables), name       # half day, full day
+        workbench_own = [e for e in page.iter() if e.tag == "table" and "schedule" in e.classes]
+        if workbench_own:
+            styles = " ".join(e.text() for e in page.iter() if e.tag == "style")
+            assert re.search(r"table\.schedule, table\.schedule \+ p\s*\{\s*display:\s*none;?\s*\}", styles), \
+                f"{name}: two schedules"
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian's chromium is not installed: the visible schedules were checked in the HTML only")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            for name in ("index.html", "instructor/index.html"):
+                page.goto((workbench_site / name).as_uri())
+                visible = page.evaluate("""() => [...document.querySelectorAll('main table')]
+                    .filter(t => t.offsetParent !== null && /^start/.test(t.innerText))
+                    .map(t => t.innerText)""")
+                assert len(visible) == 2 and all("Break" in text for text in visible), (name, visible)
+                assert not page.evaluate("""() => [...document.querySelectorAll('main table')]
+                    .some(t => t.offsetParent !== null && /\\d\\dh \\d\\dm/.test(t.innerText))"""), name
+                assert not page.get_by_text("Download files required for the lesson").is_visible()
+                assert not page.get_by_text("The actual schedule may vary slightly").is_visible()
+        finally:
+            browser.close()

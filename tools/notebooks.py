@@ -7,9 +7,11 @@
 jupytext reads the Workbench Markdown (format ``md:markdown``: told, not guessed, since a
 guess sees the ``:::`` divs and asks for pandoc). The ``:::`` divs then become:
 
-- for learners (``notebooks/``): bold headings; solution and hint prose inside ``<details>``
-  (closed until clicked); solution code cells collapsed, source and output (JupyterLab's
-  ``jupyter.source_hidden`` and ``outputs_hidden``); instructor notes left out;
+- for learners (``notebooks/``): bold headings; each solution (and hint) under a heading of its
+  own, "Solution", that JupyterLab shows collapsed (``jp-MarkdownHeadingCollapsed``): one click
+  opens its prose, its code and, once run, its output together, and Run All runs its code.
+  The episode's text after a challenge starts with a heading, which ends the folded section
+  (one is added, "SECTION (continued)", where the text has none); instructor notes left out;
 - for the site (``tools/site.py``): the same, but instructor notes stay, as a labelled block;
 - for the live-coding handouts (``notebooks/handouts/``): challenge text without its solution
   (one empty code cell where a solution's code was, except a solution cell marked "Show, do not
@@ -21,8 +23,13 @@ info string as one word, so tags cannot go there): ``# Set-up: ...`` tags it ``s
 ``# Show, do not type: WHAT`` tags it ``show`` (the handouts keep its code; the instructor
 notes list WHAT), and ``# This cell is meant to fail with a TypeError: ...`` makes the
 notebooks and handouts run it under ``%%expect_error TypeError`` (helpers/solutions.py): the
-traceback shows, and Run All goes on. The site's pages, run by nbclient, tag it
-``raises-exception`` instead, so that they show the code as written.
+traceback shows, and Run All goes on. The magic needs no line of its own: importing ``helpers``
+registers it (a set-up cell that does is added only when no cell before imports helpers). The
+site's pages tag such a cell ``raises-exception`` instead, so that they show the code as written.
+
+The output markers and the blocks that ``tools/outputs.py`` writes into an episode
+(``<!-- output: ... -->``, ``<!-- begin output ... -->`` to ``<!-- end output -->``) are left
+out: notebooks and handouts have no outputs; so are the links blocks of ``tools/links.py``.
 
 Self-study pages (``learners/NAME.md`` whose front matter says ``self-study: true``) are
 lessons outside the workshop's schedule, written like episodes: each becomes
@@ -64,7 +71,7 @@ FIGURE = re.compile(r"!\[(?P<caption>[^\]]*)\]\((?P<src>[^)]+)\)\{alt=(?P<quote>
 IMAGE_SOURCES = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)|<img[^>]*\bsrc=[\"']([^\"']+)")
 EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|/|#)", re.IGNORECASE)   # http:, data:, attachment:, ...
 HEADINGS = {
-    "questions": "**Questions**", "objectives": "**Objectives**", "keypoints": "**Key points**",
+    "questions": "**Questions**", "objectives": "**Objectives**", "keypoints": "## Key points",
     "challenge": "---\n\n**Challenge**", "solution": "**Solution**", "callout": "**Callout**",
     "instructor": "**Instructor note**", "discussion": "**Discussion**", "prereq": "**Prerequisites**",
     "checklist": "**Checklist**", "spoiler": "**More**", "hint": "**Hint**", "testimonial": "**Testimonial**",
@@ -73,12 +80,20 @@ HEADINGS = {
 FOLDED = {"solution": "Solution", "hint": "Hint", "spoiler": "More"}
 LEARNER, SITE, HANDOUT = "learner", "site", "handout"
 GENERATED = "Generated from"
-# JupyterLab shows a solution's output again when the cell runs: this magic keeps it in a closed box
-SOLUTION_MAGIC = "%%solution  # click this line to see the code"
-LOAD_SOLUTION_MAGIC = ("# %%solution keeps answers folded; %%expect_error shows an intended error, and Run All goes on\n"
-                       "%load_ext helpers.solutions")
 EXPECT_ERROR_MAGIC = "%%expect_error"
-COLLAPSED = "click this line to open it; once run, its output opens the same way"
+#: JupyterLab 4 opens a notebook with the cells under a heading cell holding this metadata hidden.
+HEADING_COLLAPSED = "jp-MarkdownHeadingCollapsed"
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+IMPORTS_HELPERS = re.compile(r"^\s*(?:from\s+helpers[\s.]|import\s+helpers\b)", re.MULTILINE)
+LOAD_MAGICS = ("# Set-up: run this cell; nothing here to type along.\n"
+               "import helpers  # lets a cell below show an error it is meant to raise (%%expect_error)")
+# What tools/outputs.py writes into an episode, under a code cell: left out of every notebook.
+OUTPUT_MARKER = re.compile(r"^<!--\s*output:(?P<spec>.*?)-->\s*$")
+OUTPUT_BEGIN = re.compile(r"^<!-- begin output (?P<hash>[0-9a-f]{8}) (?P<model>[\w.-]+)\b.*-->\s*$")
+OUTPUT_END = "<!-- end output -->"
+# What tools/links.py writes (links to the notebook, Binder, the executed page): not in notebooks either.
+LINKS_BEGIN = re.compile(r"^\s*<!-- begin links [\w-]+\b.*-->\s*$")
+LINKS_END = "<!-- end links -->"
 
 
 def episodes() -> List[Path]:
@@ -110,6 +125,25 @@ def leading_comments(code: str) -> List[str]:
     """
     lines = code.lstrip().split("\n")
     return lines[:next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))]
+
+
+def strip_generated(text: str) -> str:
+    """An episode without its output markers and generated blocks (tools/outputs.py, tools/links.py).
+
+    >>> strip_generated("a\\n<!-- output: text -->\\n<!-- begin output 0123abcd x: y -->\\nz\\n<!-- end output -->\\nb")
+    'a\\nb'
+    """
+    kept, inside = [], ""
+    for line in text.split("\n"):
+        if inside:
+            inside = "" if line.strip() == inside else inside
+            continue
+        if OUTPUT_BEGIN.match(line) or LINKS_BEGIN.match(line):
+            inside = OUTPUT_END if OUTPUT_BEGIN.match(line) else LINKS_END
+            continue
+        if not OUTPUT_MARKER.match(line):
+            kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept))
 
 
 def plain_figures(text: str) -> str:
@@ -177,6 +211,7 @@ class Part:
     fold: str = ""
     group: int = 0
     tags: List[str] = field(default_factory=list)
+    section: str = ""              # the last heading outside any div, up to the end of this part
 
 
 def _context(stack: List[str]) -> str:
@@ -188,20 +223,26 @@ def _context(stack: List[str]) -> str:
 
 def parse_episode(path: Path) -> Tuple[dict, List[Part]]:
     """(front matter, parts): the episode cut where code cells and folded divs begin and end."""
-    source = jupytext.read(path, fmt="md:markdown")
+    source = jupytext.reads(strip_generated(path.read_text(encoding="utf-8")), fmt="md:markdown")
     meta: dict = {}
     parts: List[Part] = []
     stack: List[str] = []
     groups: List[int] = []          # the group number of each open div
     counter = 0
 
+    section = [""]
+
     def add_line(line: str) -> None:
         fold = _context(stack)
         group = next((g for d, g in zip(reversed(stack), reversed(groups)) if d == fold), 0) if fold else 0
+        heading = HEADING.match(line) if not stack else None
+        if heading:
+            section[0] = heading.group(2)
         if parts and parts[-1].kind == "markdown" and (parts[-1].fold, parts[-1].group) == (fold, group):
             parts[-1].text += "\n" + line
+            parts[-1].section = section[0]
         else:
-            parts.append(Part("markdown", line, fold, group))
+            parts.append(Part("markdown", line, fold, group, section=section[0]))
 
     for cell in source.cells:
         if cell.cell_type == "raw" and cell.source.startswith("---") and not meta:
@@ -214,7 +255,7 @@ def parse_episode(path: Path) -> Tuple[dict, List[Part]]:
                     tags.append(tag)
             fold = _context(stack)
             group = next((g for d, g in zip(reversed(stack), reversed(groups)) if d == fold), 0) if fold else 0
-            parts.append(Part("code", cell.source, fold, group, tags))
+            parts.append(Part("code", cell.source, fold, group, tags, section[0]))
             continue
         pending: Optional[str] = None
         for line in cell.source.splitlines():
@@ -262,6 +303,60 @@ def _details(summary: str, text: str) -> str:
     return f"<details>\n<summary><b>{summary}</b></summary>\n\n{text}\n\n</details>"
 
 
+def headings(markdown: str) -> List[Tuple[int, str]]:
+    """(level, text) of each Markdown heading outside code fences.
+
+    >>> headings("## Challenge 1: shapes\\n```\\n# a comment\\n```\\ntext\\n### Part a")
+    [(2, 'Challenge 1: shapes'), (3, 'Part a')]
+    """
+    found, fenced = [], False
+    for line in markdown.split("\n"):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and HEADING.match(line):
+            match = HEADING.match(line)
+            found.append((len(match.group(1)), match.group(2)))
+    return found
+
+
+class _Folding:
+    """Where a learner's notebook puts its collapsed sections.
+
+    A folded div (a solution, a hint) starts with a heading cell one level below the last heading
+    shown, which JupyterLab opens collapsed: everything up to the next heading of that level or
+    higher stays hidden until clicked. So the first cell after the div must start such a
+    heading: where the episode goes on without one, "SECTION (continued)" is added.
+    """
+
+    def __init__(self) -> None:
+        self.level = 1                    # the last heading shown outside folds (the title: 1)
+        self.section = ""                 # the last heading outside challenges, for "(continued)"
+        self.open: Optional[Tuple[int, int]] = None      # (group, heading level) of the open fold
+
+    def saw(self, part: Part) -> None:
+        for level, _ in headings(part.text):
+            self.level = level
+        self.section = part.section
+
+    def before(self, part: Part, cells: List[nbformat.NotebookNode]) -> None:
+        """Close the open fold before ``part`` if it is not in it, and open one if ``part`` starts one."""
+        if self.open and not (part.fold in FOLDED and part.group == self.open[0]):
+            level = self.open[1]
+            closes = part.fold in FOLDED or (part.kind == "markdown" and not part.fold and any(
+                found <= level for found, _ in headings(part.text)))      # a fold's heading closes it too
+            if not closes:
+                title = f"{self.section} (continued)" if self.section else "Back to the episode"
+                cells.append(nbformat.v4.new_markdown_cell(f"{'#' * max(1, level - 1)} {title}"))
+                self.level = max(1, level - 1)
+            self.open = None
+        if part.fold in FOLDED and self.open is None:
+            level = min(self.level + 1, 6)
+            cells.append(nbformat.v4.new_markdown_cell(
+                f"{'#' * level} {FOLDED[part.fold]}",
+                metadata={HEADING_COLLAPSED: True, "tags": [part.fold]}))
+            self.open = (part.group, level)
+
+
 def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
     """The notebook for one episode, without outputs, for learners, the site or a handout."""
     meta, parts = parse_episode(path)
@@ -279,6 +374,7 @@ def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
             "\"Show, do not type\" are filled in: run them as your instructor shows them. The full "
             "notebook, with every cell filled in, is one folder up.*"))
     seen: Dict[int, int] = {}        # group -> how many of its Markdown parts were shown so far
+    folding = _Folding()             # learners: the collapsed "Solution" sections
     for part in parts:
         same_group = [p for p in parts if p.group == part.group] if part.fold else []
         if part.fold == "instructor" and target != SITE:
@@ -289,17 +385,14 @@ def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
             elif part is next((p for p in same_group if p.kind == "code"), None):
                 cells.append(nbformat.v4.new_code_cell("", metadata={"tags": ["exercise"]}))
             continue
+        if target == LEARNER:
+            folding.before(part, cells)
         if part.kind == "code":
             metadata: dict = {}
             tags = list(part.tags)
             source = part.text
             if part.fold in FOLDED:
                 tags.append(part.fold)
-                if target == LEARNER:
-                    # JupyterLab shows a collapsed cell's first line: let that be a label, not the answer
-                    metadata["jupyter"] = {"source_hidden": True, "outputs_hidden": True}
-                    source = (SOLUTION_MAGIC if part.fold == "solution" else
-                              f"# {FOLDED[part.fold]}: {COLLAPSED}") + "\n" + source
             if "raises-exception" in tags and target != SITE:
                 tags.remove("raises-exception")           # the magic shows the error, Run All goes on
                 source = _expect_error(part.text, source)
@@ -312,16 +405,18 @@ def render(path: Path, target: str = LEARNER) -> nbformat.NotebookNode:
         text = part.text
         if target == HANDOUT or self_study:         # one folder down from notebooks/fig/
             text = _relink_figures(text, "../")
-        if part.fold in FOLDED:
+        if part.fold in FOLDED and target != LEARNER:
             shown = seen.get(part.group, 0)
             seen[part.group] = shown + 1
             summary = FOLDED[part.fold] + (" (continued)" if shown or part is not same_group[0] else "")
             text = _details(summary, text)
         elif part.fold == "instructor":
             text = "<div class='instructor-note'>\n\n**Instructor note**\n\n" + text + "\n\n</div>"
+        elif target == LEARNER and not part.fold:
+            folding.saw(part)
         cells.append(nbformat.v4.new_markdown_cell(text))
     if target in (LEARNER, HANDOUT):
-        _load_solution_magic(cells)
+        _load_magics(cells)
     notebook = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata = {
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
@@ -341,28 +436,28 @@ def _expect_error(cell: str, source: str) -> str:
     """
     named = next(filter(None, map(FAIL_TYPE.search, leading_comments(cell))), None)
     magic = EXPECT_ERROR_MAGIC + (f" {named.group(1)}" if named else "")
-    if source.startswith(SOLUTION_MAGIC):       # %%solution first: it runs the rest, magic included
-        head, rest = source.split("\n", 1)
-        return f"{head}\n{magic}\n{rest}"
     return f"{magic}\n{source}"
 
 
-def _load_solution_magic(cells: List[nbformat.NotebookNode]) -> None:
-    """Let the first set-up cell load ``%%solution`` and ``%%expect_error`` (helpers/solutions.py)
-    if a cell uses them."""
+def episode_code(source: str) -> str:
+    """A notebook cell's code as the episode writes it, without the magic line the generator adds.
+
+    >>> episode_code("%%expect_error TypeError\\n# This cell is meant to fail.\\nf()")
+    '# This cell is meant to fail.\\nf()'
+    """
+    first, _, rest = source.partition("\n")
+    return rest if first.startswith(EXPECT_ERROR_MAGIC) else source
+
+
+def _load_magics(cells: List[nbformat.NotebookNode]) -> None:
+    """``%%expect_error`` is registered by importing helpers: if no code cell before the first that
+    uses it imports helpers, add a set-up cell that does, first of all."""
     first = next((i for i, c in enumerate(cells) if c.cell_type == "code"
-                  and c.source.startswith(("%%solution", EXPECT_ERROR_MAGIC))), None)
-    if first is None:
+                  and c.source.startswith(EXPECT_ERROR_MAGIC)), None)
+    if first is None or any(c.cell_type == "code" and IMPORTS_HELPERS.search(c.source) for c in cells[:first]):
         return
-    setup = next((c for c in cells[:first] if "setup" in c.metadata.get("tags", [])), None)
-    if setup is None:           # a set-up cell of its own, first of all
-        at = next(i for i, c in enumerate(cells) if c.cell_type == "code")
-        cells.insert(at, nbformat.v4.new_code_cell("# Set-up: run this cell; nothing here to type along.\n"
-                                                   + LOAD_SOLUTION_MAGIC, metadata={"tags": ["setup"]}))
-    else:                       # before the code, so that the cell's last line still shows its value (explore())
-        lines = setup.source.split("\n")
-        at = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
-        setup.source = "\n".join(lines[:at] + LOAD_SOLUTION_MAGIC.split("\n") + lines[at:])
+    at = next(i for i, c in enumerate(cells) if c.cell_type == "code")
+    cells.insert(at, nbformat.v4.new_code_cell(LOAD_MAGICS, metadata={"tags": ["setup"]}))
 
 
 def episode_to_notebook(path: Path) -> nbformat.NotebookNode:

@@ -23,7 +23,10 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import getpass
+import hashlib
 import os
+import pickle
 import queue
 import sys
 import tempfile
@@ -227,6 +230,56 @@ def run_all(path: Path, model: Optional[str] = None, timeout: int = 900, env: Op
         final.update({index: status for index, status in statuses.items() if status != "aborted"})
     return Run(path=path, notebook=notebook, run_all=client.replies[0] if client.replies else {}, final=final,
                resumed=max(len(client.replies) - 1, 0), model=kernel_env.get("LESSON_MODEL", ""))
+
+
+#: The folder, in a pytest run's base temporary folder, where tests/notebook_runs.py keeps each run.
+SAVED_RUNS = "notebook-runs"
+
+
+def saved_run_name(path: Path, model: str, root: Path) -> str:
+    """The name a test run keeps a run of ``path`` under: its place in the lesson (``root``), the
+    model, and a hash of the notebook's bytes (a changed notebook is run again).
+
+    >>> saved_run_name(Path("/l/notebooks/01-a.ipynb"), "efficientnet_lite0", Path("/l"))[:46]  # doctest: +SKIP
+    'notebooks-01-a.ipynb-efficientnet_lite0-3f2c...'
+    """
+    path = Path(path).resolve()
+    place = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+    content = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return f"{place.strip('/').replace('/', '-')}-{model}-{content}"
+
+
+def pytest_temp_roots() -> List[Path]:
+    """The base temporary folders of this user's recent pytest runs (pytest keeps the last 3), newest first."""
+    base = Path(os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
+    runs = [folder for folder in base.glob("pytest-*") if folder.is_dir() and not folder.is_symlink()]
+    return sorted(runs, key=lambda folder: folder.stat().st_mtime, reverse=True)
+
+
+def saved_run(path: Path, model: str, root: Path, code: List[Path] = ()) -> Optional[Run]:
+    """A run of ``path`` with ``model`` that a recent test run kept, or None.
+
+    Only a run of this very notebook (byte for byte, in this checkout) that succeeded, and that was
+    made after every file in ``code`` (the helpers, the data) last changed, is taken: anything
+    older, or made by another checkout's code, may be stale.
+    """
+    name = saved_run_name(path, model, root) + ".pickle"
+    newest_code = max((file.stat().st_mtime for folder in code for file in Path(folder).rglob("*")
+                       if file.is_file() and "__pycache__" not in file.parts), default=0.0)
+    for folder in pytest_temp_roots():
+        saved = folder / SAVED_RUNS / name
+        if not saved.is_file() or saved.stat().st_mtime < newest_code:
+            continue
+        try:
+            with saved.open("rb") as file:
+                run, failure = pickle.load(file)
+        except Exception:       # noqa: BLE001 - a half-written or foreign file: run the notebook instead
+            continue
+        if run is None or failure or run.aborted or run.failed():
+            continue
+        if Path(run.path).resolve().is_relative_to(Path(root).resolve()):    # not another checkout's run
+            return run
+    return None
 
 
 def main(argv: List[str]) -> int:

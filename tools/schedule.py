@@ -341,9 +341,19 @@ def schedule_table(loads: Dict[str, Load], numbers: List[str], breaks: Dict[str,
                       f"of teaching and exercises, **{clock(now)}** with breaks |"])
 
 
+#: The Workbench (varnish's syllabus template) adds a schedule of its own to the instructors' home page,
+#: ``<table class="schedule">`` and a note under it: the episodes' minutes added up, without breaks,
+#: and a row "Setup Instructions". sandpaper has no setting to leave it out, so the index hides it
+#: (not the section around it: its id, "schedule", is also the id of this page's own "## Schedule"):
+#: both views then show one schedule, this one (tests/test_workbench_site.py checks it in a browser).
+HIDE_WORKBENCH_SCHEDULE = ("<!-- The Workbench's own schedule (instructor view) has no breaks: hidden, so that "
+                           "this one is the only one (tools/schedule.py). -->\n"
+                           "<style>table.schedule, table.schedule + p { display: none; }</style>\n\n")
+
+
 def index_schedule(loads: Dict[str, Load]) -> str:
-    """index.md's "## Schedule" section: one table per path."""
-    parts = ["## Schedule\n\n", INTRO]
+    """index.md's "## Schedule" section: one table per path (and the Workbench's own hidden)."""
+    parts = ["## Schedule\n\n", HIDE_WORKBENCH_SCHEDULE, INTRO]
     for name, numbers, breaks, purpose in PATHS:
         parts.append(f"### {name} ({clock(path_minutes(loads, numbers, breaks))} with breaks)\n\n{purpose}\n\n"
                      f"{schedule_table(loads, numbers, breaks)}\n\n")

@@ -3,11 +3,16 @@
 
     python tools/site.py [--out _site] [--only 01-images-as-tensors ...]
 
-Each episode's notebook is generated from its Markdown (with its instructor notes, which the
-learners' notebooks leave out), executed (code runs, figures are kept), and written as HTML.
-Every page says which model made its figures: ResNet-50 when its weights are cached (or
-LESSON_MODEL says so), otherwise the offline stand-in. The set-up, reference, instructor,
-learner-profile and licence pages are rendered too.
+Each episode's page is generated from its Markdown (with its instructor notes, which the
+learners' notebooks leave out) and shows the outputs of the learners' notebook executed as Run
+All runs it (tools/runall.py): a run that a recent test run kept is reused when the notebook
+and the helpers are unchanged since (``runall.saved_run``), so that after `make test` the site
+takes seconds. A figure gets the alt text its episode's marker gives it (tools/outputs.py); a
+figure drawn by an unmarked cell is named in the build's log. Every page says which model made
+its figures: ResNet-50 when its weights are cached (or LESSON_MODEL says so), otherwise the
+offline stand-in. The set-up, reference, instructor, learner-profile and licence pages are
+rendered too. ``--jobs N`` runs N notebooks at a time (default 1: the machine's other cores
+stay free).
 
 The site works without internet: MathJax is served from ``_site/assets/`` (vendored in
 ``tools/vendor/``), no require.js or widget JavaScript is loaded, and each widget (the
@@ -18,6 +23,7 @@ when the notebook ran. Episode pages link to the previous and next episode and h
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import html
 import os
@@ -36,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 import notebooks as notebook_tool  # noqa: E402
+import outputs as output_tool  # noqa: E402
 from runall import PatientClient, local_kernels  # noqa: E402
 
 VENDOR = ROOT / "tools" / "vendor"
@@ -79,6 +86,13 @@ TEMPLATE = """{%- extends 'index.html.j2' -%}
 {% block extra_css %}""" + STYLE + """{% endblock %}
 {% block body_header %}{{ super() }}{{ resources.lesson_nav }}{% endblock %}
 {% block body_footer %}{{ resources.lesson_nav_bottom }}{{ super() }}{% endblock %}
+{% block data_png scoped %}
+{%- if output.metadata.get('lesson_alt') -%}
+<div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
+<img alt="{{ output.metadata.lesson_alt | escape_html }}" src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}">
+</div>
+{%- else -%}{{ super() }}{%- endif -%}
+{% endblock data_png %}
 {% block any_cell %}
 {%- if 'solution' in cell.metadata.get('tags', []) -%}
 <details class="solution-code"><summary>Solution: the code and its output</summary>
@@ -91,11 +105,7 @@ TEMPLATE = """{%- extends 'index.html.j2' -%}
 
 def which_model() -> str:
     """The model the executed pages will use, decided once for all of them."""
-    if os.environ.get("LESSON_MODEL"):
-        return os.environ["LESSON_MODEL"]
-    from helpers.models import resnet50_weights_path
-
-    return "resnet50" if resnet50_weights_path().is_file() else "efficientnet_lite0"
+    return output_tool.which_model()
 
 
 def _workbench_to_markdown(text: str) -> str:
@@ -204,7 +214,7 @@ def static_widgets(notebook: nbformat.NotebookNode) -> int:
     """Replace each widget output by a picture of it as first drawn; returns how many.
 
     The saved widget state (what nbclient keeps) is dropped afterwards, so that the page loads
-    no widget JavaScript."""
+    no widget JavaScript. A widget's pictures get the alt text of its cell's marker, if any."""
     state = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     count = 0
     for cell in notebook.cells:
@@ -213,6 +223,9 @@ def static_widgets(notebook: nbformat.NotebookNode) -> int:
             if not view:
                 continue
             drawn = _widget_html(state, view.get("model_id", ""))
+            alt = cell.get("metadata", {}).get("lesson_alt")
+            if alt:
+                drawn = re.sub(r"<img alt='[^']*'", f"<img alt='{html.escape(alt, quote=True)}'", drawn)
             output["data"] = {"text/html": (
                 "<div class='static-widget'><div class='widget-note'>A picture of this interactive "
                 "widget as it was first drawn. Run the notebook in JupyterLab to use it.</div>"
@@ -232,7 +245,54 @@ def execute(notebook: nbformat.NotebookNode, workdir: Path) -> None:
                       resources={"metadata": {"path": str(workdir)}}).execute()
 
 
-def build_episode(path: Path, out: Path, model: str) -> Path:
+def with_outputs(path: Path, notebook: nbformat.NotebookNode, model: str, reuse: bool = True) -> List[str]:
+    """Fill the site's notebook of ``path`` with the outputs of the learners' notebook run with
+    ``model`` (tools/outputs.py's ``executed``: a test run's, when it can), cell by cell, matched by
+    code; execute the site's notebook itself only if a cell has no match (an instructor note's
+    code). Image outputs get their marker's alt text. Returns the cells that drew a figure
+    without a marker, for the log."""
+    page = output_tool.read_page(path)
+    run = output_tool.executed(path, model, reuse)
+    cells = output_tool.notebook_cells(run, page)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    by_code = {}
+    for number, source in enumerate(page.cells):
+        by_code.setdefault(source.strip(), []).append(number)
+    pairs = []
+    for cell in code:
+        numbers = by_code.get(notebook_tool.episode_code(cell.source).strip(), [])
+        if not numbers or numbers[0] not in cells:
+            break
+        pairs.append((cell, numbers.pop(0)))
+    if len(pairs) < len(code):                  # a cell the learners' notebook lacks: run this notebook
+        print(f"  {path.name}: a cell is not in the learners' notebook; executing the page itself", flush=True)
+        os.environ["LESSON_MODEL"] = model
+        os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"   # figures into the page
+        execute(notebook, ROOT / "notebooks")
+        pairs = [(cell, None) for cell in code]
+    else:
+        for cell, number in pairs:
+            cell.outputs = cells[number].outputs
+            cell.execution_count = cells[number].get("execution_count")
+        if "widgets" in run.notebook.metadata:
+            notebook.metadata["widgets"] = run.notebook.metadata["widgets"]
+    alts = {entry.cell: entry.spec.alt for entry in page.marked if entry.spec and entry.spec.figure}
+    unmarked = []
+    for cell, number in pairs:
+        drew = [o for o in cell.get("outputs", []) if {"image/png", WIDGET_VIEW} & set(o.get("data", {}))]
+        if not drew:
+            continue
+        alt = alts.get(number)
+        if alt is None:
+            unmarked.append(f"cell {number + 1 if number is not None else '?'}: {cell.source.splitlines()[0][:60]!r}")
+            alt = "A figure drawn by the code above; the text around it says what it shows."
+        cell.metadata["lesson_alt"] = alt
+        for output in drew:
+            output.setdefault("metadata", {})["lesson_alt"] = alt
+    return unmarked
+
+
+def build_episode(path: Path, out: Path, model: str, reuse: bool = True) -> Path:
     notebook = notebook_tool.render(path, notebook_tool.SITE)
     today = datetime.date.today().isoformat()
     notebook.cells.insert(1, nbformat.v4.new_markdown_cell(
@@ -240,9 +300,10 @@ def build_episode(path: Path, out: Path, model: str) -> Path:
         f"predictions and numbers on this page were made by that model"
         + (" (the offline stand-in: ResNet-50's differ in detail)." if model != "resnet50" else ".")
         + "</div>"))
-    os.environ["LESSON_MODEL"] = model
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"   # figures into the page
-    execute(notebook, ROOT / "notebooks")
+    unmarked = with_outputs(path, notebook, model, reuse)
+    if unmarked:
+        print(f"  {path.name}: figures without alt text of their own (mark their cells, tools/outputs.py): "
+              + "; ".join(unmarked), flush=True)
     static_widgets(notebook)
     exporter = HTMLExporter(template_name="lab", extra_loaders=[jinja2.DictLoader({"lesson.html.j2": TEMPLATE})],
                             template_file="lesson.html.j2")
@@ -287,20 +348,34 @@ def copy_assets(out: Path) -> None:
     shutil.copytree(mathjax, out / "assets" / "mathjax", dirs_exist_ok=True)
 
 
+def _build_one(job) -> Path:
+    path, out, model, reuse = job
+    print(f"building {path.name} with {model} ...", flush=True)
+    return build_episode(path, out, model, reuse)
+
+
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "_site")
     parser.add_argument("--only", nargs="*", help="episode stems to build (default: all)")
+    parser.add_argument("--no-reuse", action="store_true", help="run every notebook, even if a test run kept it")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (default 1)")
     args = parser.parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     copy_assets(out)
     model = which_model()
-    for path in notebook_tool.episodes():
-        if args.only and path.stem not in args.only:
-            continue
-        print(f"executing {path.name} with {model} ...", flush=True)
-        build_episode(path, out, model)
+    problem = output_tool.model_problem(model)
+    if problem:
+        raise SystemExit(problem)
+    paths = [path for path in notebook_tool.episodes() if not args.only or path.stem in args.only]
+    if args.jobs > 1:
+        with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+            for target in pool.map(_build_one, [(path, out, model, not args.no_reuse) for path in paths]):
+                print(f"wrote {target}", flush=True)
+    else:
+        for path in paths:
+            print(f"wrote {_build_one((path, out, model, not args.no_reuse))}", flush=True)
     build_pages(out)
     print(f"wrote {build_index(out)}")
     return 0

@@ -4,10 +4,13 @@ Starts JupyterLab on 127.0.0.1 with a free port and a token, opens the notebook,
 cells and checks the widgets render. Then the episode's FIRST explorer (a solution cell makes
 a second one on the same model) must still answer: a class picked from its list and a name
 typed in its search box with Enter each change its heatmap, and no output says "replaced".
+Its status gives probabilities as percentages, its Layer list says which layers are deep
+(coarse) and which earlier (finer), and its colour bar follows the colours chosen.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -72,6 +75,22 @@ def test_the_explorer_renders_and_answers_in_jupyterlab(jupyterlab, browser, scr
     search = first.locator(".widget-text input[list]").first              # the Combobox: an input with a datalist
     heatmap_changes_after(page, heatmap, lambda: (search.fill("zebra"), search.press("Enter")))
     expect_text(page, status, "340 · zebra")
+    # the probability as a novice reads it, the layers as deep (coarse) or earlier (finer), a colour bar
+    shown_status = status.inner_text().replace("\xa0", " ")
+    assert re.search(r"340 · zebra: probability (\d+(\.\d+)?%|under 0\.01%|over 99\.9%) ", shown_status), shown_status
+    layer_select = first.locator(".widget-dropdown", has_text="Layer").locator("select").first
+    layers = [label.replace("\xa0", " ") for label in layer_select.locator("option").all_inner_texts()]
+    assert layers[0] == "blocks[6] (deepest: coarse)" and layers[-1] == "blocks[3] (earliest: finest)", layers
+    assert all(label.endswith("(earlier: finer)") for label in layers[1:-1])
+    ramp = first.locator(".lesson-colorbar-ramp")
+    assert ramp.is_visible() and ramp.bounding_box()["width"] >= 0.9 * heatmap.bounding_box()["width"]
+    assert ramp.evaluate("e => getComputedStyle(e).backgroundImage").startswith("linear-gradient(to right, rgb(0, 0, 4)")
+    assert first.get_by_text("0: no evidence").is_visible() and first.get_by_text("1: the strongest").is_visible()
+    colours = first.locator(".widget-dropdown", has_text="Colours").locator("select").first
+    colours.select_option(label="viridis")
+    page.wait_for_function("e => getComputedStyle(e.querySelector('.lesson-colorbar-ramp'))"   # redrawn: query again
+                           ".backgroundImage.startsWith('linear-gradient(to right, rgb(68, 1, 84)')",
+                           arg=first.element_handle(), timeout=30_000)          # viridis starts dark purple
     outputs = " ".join(page.locator(".jp-OutputArea-output").all_inner_texts())
     assert "replaced" not in outputs and "⚠" not in outputs
     first.scroll_into_view_if_needed()

@@ -92,20 +92,38 @@ def test_every_figure_of_every_notebook_shows_in_jupyterlab(lab, browser, screen
     assert shown, "no notebook shows a figure: the test would pass without checking any"
 
 
-def test_after_run_all_solutions_and_their_outputs_stay_closed(lab, browser, screenshots):
-    """Episode 1 (the quickest) run from top to bottom, as a learner would."""
+def cells_under(cells, headings, at):
+    """The cells a collapsed heading at ``at`` hides: up to the next heading of its level or higher."""
+    level = len(cells[at]["source"][0]) - len(cells[at]["source"][0].lstrip("#")) if isinstance(
+        cells[at]["source"], list) else len(cells[at]["source"]) - len(cells[at]["source"].lstrip("#"))
+    hidden = []
+    for cell in cells[at + 1:]:
+        text = "".join(cell["source"])
+        levels = [len(line) - len(line.lstrip("#")) for line in text.splitlines()
+                  if cell["cell_type"] == "markdown" and re.match(r"^#{1,6}\s", line)]
+        if levels and min(levels) <= level:
+            break
+        hidden.append(cell)
+    return hidden
+
+
+def test_after_run_all_solutions_stay_closed_and_one_click_opens_code_and_output(lab, browser, screenshots):
+    """Episode 1 (the quickest) run from top to bottom, as a learner would: every solution stays
+    folded under its "Solution" heading; one click on the heading's arrow shows its prose, its code
+    and its output together."""
     base, token = lab
     name = "01-images-as-tensors.ipynb"
     cells = json.loads((ROOT / "notebooks" / name).read_text(encoding="utf-8"))["cells"]
-    solutions = [i for i, c in enumerate(cells) if "solution" in c["metadata"].get("tags", [])]
-    assert solutions
+    solutions = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and "solution" in c["metadata"].get("tags", [])]
+    headings = [i for i, c in enumerate(cells) if c["metadata"].get("jp-MarkdownHeadingCollapsed")]
+    assert solutions and headings
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     _open(page, base, token, name)
     page.wait_for_function("() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
                            ".some(e => e.innerText.includes('| Idle'))", timeout=90_000)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()
-    # done when every solution shows its (closed) box and no cell waits to run
+    # done when every solution has its output and no cell waits to run
     page.wait_for_function(
         "([panel, ids]) => { const cells = document.querySelectorAll(panel + ' .jp-Cell');"
         " return ids.every(i => cells[i].querySelector('.jp-OutputArea-child'))"
@@ -115,24 +133,30 @@ def test_after_run_all_solutions_and_their_outputs_stay_closed(lab, browser, scr
     dom_cells = page.locator(f"{PANEL} .jp-Cell")
     assert dom_cells.count() == len(cells)
     for index in solutions:
-        cell = dom_cells.nth(index)
-        assert cell.locator(".jp-InputPlaceholder").is_visible(), f"cell {index}: solution code is open"
-        assert cell.locator(".jp-InputPlaceholder").inner_text().strip().startswith("%%solution")
-        assert not cell.locator(".jp-Cell-inputArea .cm-content").is_visible()
-        assert cell.get_by_text("Output of the solution").first.is_visible()
-        for shown in cell.locator(".jp-OutputArea-output pre, .jp-OutputArea-output img").all():
-            assert not shown.is_visible(), f"cell {index}: the solution's output shows: {shown.inner_text()[:80]}"
-        assert "Error" not in cell.inner_text()
-    closed = page.evaluate("(panel) => [...document.querySelectorAll(panel + ' details')].map(d => d.open)", PANEL)
-    assert closed and not any(closed)
-    for details in page.locator(f"{PANEL} details").all():
-        paragraph = details.locator("p").first
-        assert paragraph.count() == 0 or not paragraph.is_visible()
+        assert not dom_cells.nth(index).is_visible(), f"cell {index}: a solution shows after Run All"
+        assert "Error" not in dom_cells.nth(index).inner_text()
+    for index in headings:
+        heading = dom_cells.nth(index)
+        assert heading.is_visible() and heading.locator(".jp-collapseHeadingButton.jp-mod-collapsed").count() == 1
     assert page.locator(PANEL, has_text="Instructor note").count() == 0
-    page.locator(f"{PANEL} .jp-Cell").nth(solutions[0]).scroll_into_view_if_needed()
+    assert page.locator(f"{PANEL} .jp-Cell", has_text="%%solution").count() == 0
+    first = dom_cells.nth(solutions[0])
+    heading_at = max(i for i in headings if i < solutions[0])
+    heading = dom_cells.nth(heading_at)
+    heading.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshots / "notebook-solution-closed.png"))
-    # and a click opens it
-    last = dom_cells.nth(solutions[-1])
-    last.get_by_text("Output of the solution").first.click()
-    last.locator(".widget-output pre, .widget-output img").first.wait_for(state="visible", timeout=60_000)
+    opener = heading.locator("button", has_text="cells hidden")
+    assert opener.is_visible() and opener.inner_text().strip() == f"{len(cells_under(cells, headings, heading_at))} cells hidden"
+    opener.click()                                                    # the one click
+    first.wait_for(state="visible", timeout=30_000)
+    assert first.locator(".jp-Cell-inputArea .cm-content").is_visible()
+    printed = first.locator(".jp-OutputArea-output pre").first
+    assert printed.is_visible() and printed.inner_text().strip(), "the solution's output shows with its code"
+    under = range(heading_at + 1, heading_at + 1 + len(cells_under(cells, headings, heading_at)))
+    assert all(dom_cells.nth(index).is_visible() for index in under)             # its text too
+    assert any(cells[index]["cell_type"] == "markdown" for index in under)
+    first.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "notebook-solution-open.png"))
+    for index in solutions[1:]:
+        assert not dom_cells.nth(index).is_visible(), "one click opens one solution"
     _stop_kernels(base, token)

@@ -45,7 +45,7 @@ def _open(browser, offline, path: Path):
 def test_the_build_is_quiet_about_kernels(site):
     _, log = site
     assert "running over TCP" not in log
-    assert log.count("executing") == len(BUILT)
+    assert log.count("building") == len(BUILT)
 
 
 def test_every_page_works_offline_with_its_images(site, browser, offline, screenshots):

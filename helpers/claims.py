@@ -406,12 +406,6 @@ def _top_cat(image: str) -> Callable[[Lab], int]:
     return lambda lab: 281 + int(lab.probabilities(image)[281:286].argmax())
 
 
-def _cat_in_top5(lab: Lab) -> Tuple[str, bool]:
-    top5 = np.argsort(lab.probabilities("both.png"))[::-1][:5]
-    cats = [int(c) for c in top5 if is_cat(c)]
-    return (", ".join(_label(c) for c in cats) or "no cat in the top 5"), bool(cats)
-
-
 def _cascade_changes_gradcam(lab: Lab) -> Tuple[str, bool]:
     result = trust.randomisation_check(lab.model, default_target_layers, [245, 281], lab.image("both.png")[0],
                                  seeds=range(2), stages=3, progress=False)
@@ -498,8 +492,9 @@ def _frozen_backbone_misses(lab: Lab) -> Tuple[str, bool]:
             f"moves; {peaks:.0%} of maps peak on it"), bool(moved >= 0.3 and peaks <= 0.5)
 
 
-#: The episodes, by what they teach: claims name them through this table, so that a renamed
-#: or renumbered episode is one line to change here.
+#: The pages, by what they teach: claims name them through this table, so that a renamed or
+#: renumbered page is one line to change here. An episode is named by its file in episodes/;
+#: a self-study page (outside the workshop's schedule) by its path, learners/NAME.md.
 EPISODES: Dict[str, str] = {
     "model": "02-pretrained-model.md",
     "gradcam": "03-gradcam-by-hand.md",
@@ -509,67 +504,67 @@ EPISODES: Dict[str, str] = {
     "trust": "07-trust.md",
     "own model": "08-your-own-model.md",
     "shortcut": "09-shortcut.md",
+    "in depth": "learners/gradcam-in-depth.md",
+    "testing": "learners/testing-explanations.md",
+    "missed shortcut": "learners/missed-shortcut.md",
 }
 
 
 def _in(*keys: str) -> str:
-    """The episode files for ``keys`` (of ``EPISODES``), as a claim names them: the first holds the sentence."""
+    """The pages for ``keys`` (of ``EPISODES``), as a claim names them: the first holds the sentence."""
     return ", ".join(EPISODES[key] for key in keys)
 
 
-#: The lesson's claims about what the model shows. Each names the episode (the first file named
+#: The lesson's claims about what the model shows. Each names its pages (the first one named
 #: holds ``sentence`` word for word) and what it expects; ``python lesson.py preflight`` runs them.
 CLAIMS: List[Claim] = [
     Claim("both.png: the top class is a dog breed",
-          _in("methods", "reading"), "Which of them put most weight on the dog?",
+          _in("reading"), "because the model's top class is a dog",
           "a class in 151..268 with p >= 0.05", _top_is("dog", is_dog, "both.png", 0.05)),
-    Claim("both.png: a cat is in the top 5",
-          _in("model"), "the premise may not even hold for you",
-          "a class in 281..285 among the top 5", _cat_in_top5),
     Claim("both.png: the top dog class's peak is on the dog",
-          _in("trust", "reading"), "GradCAM for a dog class lands on the dog",
+          _in("trust", "reading"), "A map that lands on the dog *feels* right",
           "p >= 0.05 and peak in the dog box", _peak_on("both.png", _top_dog("both.png"), "dog", 0.05)),
     Claim("both.png: the top cat class's peak is on the cat",
-          _in("methods", "reading"), "does the map of the most probable cat class land on the cat",
+          _in("reading", "in depth"), "is the most cat-like place in the photo",
           "p >= 0.005 and peak in the cat box", _peak_on("both.png", _top_cat("both.png"), "cat", 0.005)),
     Claim("dog_cat.jfif: the top class is a dog breed",
-          _in("reading"), "check whether the predicted class and tabby peak on different animals",
+          _in("model"), "a kitten the model has noticed can still sit far down the list",
           "a class in 151..268 with p >= 0.05", _top_is("dog", is_dog, "dog_cat.jfif", 0.05)),
     Claim("dog_cat.jfif: the top dog class's peak is on the dog",
-          _in("reading"), "check whether the predicted class and tabby peak on different animals",
+          _in("in depth"), "check whether the predicted class and tabby peak on different animals",
           "p >= 0.05 and peak in the dog box", _peak_on("dog_cat.jfif", _top_dog("dog_cat.jfif"), "dog", 0.05)),
     Claim("an improbable class's GradCAM is not specific: 918's map follows the reveal class's",
-          _in("reading", "exploring"), "GradCAM of an improbable class is often not specific to that class",
+          _in("in depth", "exploring"), "GradCAM of an improbable class is often not specific to that class",
           "p(918) < 0.005 and Spearman >= 0.5 with the most probable cat class's map",
           _not_specific("both.png", 918, 0.5)),
     Claim("layers: one layer earlier, the predicted class's map is less specific",
-          _in("exploring"), "What earlier layers lose is class specificity",
+          _in("in depth", "exploring"), "what earlier layers lose is class specificity",
           "a smaller share on the animal at the second layer than at the last",
           _earlier_layer_less_specific),
     Claim("EigenCAM gives the same map for every class",
-          _in("methods"), "The difference is 0",
+          _in("methods", "testing"), "The difference is 0",
           "largest difference 0", _eigencam_ignores_the_class),
     Claim("guided backprop is class-insensitive: its maps for two classes correlate highly",
-          _in("methods", "trust"), "near 1, the method barely depends on the class you ask about",
+          _in("trust", "testing"), "It very nearly ignores the top of the model, and with it the class",
           "Spearman >= 0.8 between the top class's and 918's maps", _guided_ignores_the_class),
     Claim("sanity check: GradCAM changes when the top is randomised",
-          _in("trust"), "Adebayo et al. found GradCAM passing this test and guided backprop failing it",
+          _in("testing", "trust"), "Adebayo et al. found GradCAM passing this test and guided backprop failing it",
           "mean Spearman < 0.5", _cascade_changes_gradcam),
     Claim("sanity check: guided backprop barely changes when the top is randomised",
-          _in("trust"), "It very nearly ignores the model",
+          _in("trust", "testing"), "It very nearly ignores the top of the model",
           "mean Spearman > 0.7", _cascade_keeps_guided_backprop),
     Claim("shortcut: the stamp model follows the stamp, and its GradCAM peaks on it",
-          _in("shortcut"), "you have seen GradCAM point at it",
+          _in("shortcut"), "the maps only raised the suspicion",
           "accuracy falls by >= 0.5 when the stamp moves; >= 80% of maps peak within 10 px of it", _shortcut_found),
     Claim("shortcut: a frozen backbone with a new linear head learns the stamp, and GradCAM misses it",
-          _in("shortcut"), "GradCAM can miss a shortcut the model uses",
+          _in("shortcut", "missed shortcut"), "a model that uses the stamp while its GradCAM looks elsewhere",
           "accuracy falls by >= 0.3 when the stamp moves; <= 50% of maps peak within 10 px of it",
           _frozen_backbone_misses),
     Claim("deletion: GradCAM beats a random map on both.png",
-          _in("trust"), "any method worth using must beat it",
+          _in("testing", "trust"), "any method worth using must beat it",
           "smaller AUC than the random map", _faithful("deletion")),
     Claim("insertion: GradCAM beats a random map on both.png",
-          _in("trust"), "any method worth using must beat it",
+          _in("testing"), "any method worth using must beat it",
           "larger AUC than the random map", _faithful("insertion")),
 ]
 

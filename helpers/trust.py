@@ -53,8 +53,9 @@ def score_along_path(model: nn.Module, class_id: int, input_tensor: torch.Tensor
                      baseline: Optional[torch.Tensor] = None, steps: int = 10) -> Tuple[np.ndarray, np.ndarray]:
     """The class's score (logit) on the straight path from ``baseline`` to the image: Integrated Gradients' path.
 
-    Returns ``(fractions, logits)``: ``steps + 1`` fractions from 0 (the baseline, black by
-    default: zeros of the normalised tensor, as Captum's default) to 1 (the image), and the
+    Returns ``(fractions, logits)``: ``steps + 1`` fractions from 0 (the baseline; by default
+    zeros of the normalised tensor, as Captum's default, which is ImageNet's mean colour, not
+    black) to 1 (the image), and the
     logit at each. *Saturation* shows as a flat stretch: there the score stops changing, so
     the gradient is small, whatever the pixels' part in getting there. One batched pass.
 

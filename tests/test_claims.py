@@ -72,22 +72,70 @@ def test_the_stand_ins_peaks_on_the_lesson_photo(stand_in, both):
     assert where(gradcam(stand_in, layers, 281, x), "both.png") == "peak: bottom centre (on the cat)"
 
 
+def page_path(name, root=ROOT):
+    """A page that a claim names: an episode (episodes/NAME.md) or a self-study page (learners/NAME.md)."""
+    return root / name if "/" in name else root / "episodes" / name
+
+
+def sentence_problems(claims, root=ROOT):
+    """What is wrong with the pages the claims name: a page missing, or the sentence not in the first."""
+    problems = []
+    for item in claims:
+        files = [name.strip() for name in item.episode.split(",")]
+        missing = [name for name in files if not page_path(name, root).is_file()]
+        if missing:
+            problems.append(f"{item.name}: no page {', '.join(missing)}")
+            continue
+        text = " ".join(page_path(files[0], root).read_text().split())
+        if " ".join(item.sentence.split()) not in text:
+            problems.append(f"{item.name}: sentence not in {files[0]}")
+    return problems
+
+
 def test_each_claim_names_an_episode_that_holds_its_sentence():
     assert len({c.name for c in CLAIMS}) == len(CLAIMS)
-    for item in CLAIMS:
-        files = [name.strip() for name in item.episode.split(",")]
-        for name in files:
-            assert (ROOT / "episodes" / name).is_file(), f"{item.name}: no episode {name}"
-        text = " ".join((ROOT / "episodes" / files[0]).read_text().split())
-        assert " ".join(item.sentence.split()) in text, f"{item.name}: sentence not in {files[0]}"
+    assert sentence_problems(CLAIMS) == []
+
+
+def test_a_sentence_missing_from_its_page_is_caught(tmp_path):
+    """The check reads the page named first (a self-study page here), across line breaks."""
+    from helpers.claims import Claim
+
+    (tmp_path / "learners").mkdir()
+    (tmp_path / "episodes").mkdir()
+    (tmp_path / "learners" / "x.md").write_text("---\ntitle: X\nself-study: true\n---\n\nThe map lands\non the cat.\n")
+    (tmp_path / "episodes" / "01-y.md").write_text("The map lands on the dog.\n")
+
+    def make(pages, sentence):
+        return Claim("c", pages, sentence, "", lambda lab: ("", True))
+
+    assert sentence_problems([make("learners/x.md, 01-y.md", "The map lands on the cat.")], tmp_path) == []
+    assert sentence_problems([make("01-y.md, learners/x.md", "The map lands on the cat.")], tmp_path) == \
+        ["c: sentence not in 01-y.md"]
+    assert sentence_problems([make("learners/gone.md", "The map")], tmp_path) == ["c: no page learners/gone.md"]
+    assert sentence_problems([make("x.md", "The map")], tmp_path) == ["c: no page x.md"]     # not in episodes/
 
 
 def test_the_episode_table_names_files_that_exist():
-    """Claims name episodes through claims.EPISODES: a renumbered episode is one line to change there."""
+    """Claims name pages through claims.EPISODES: a renumbered episode is one line to change there.
+    A self-study page is named by its path in learners/, and must be a self-study page."""
     from helpers.claims import EPISODES
+    from notebooks import self_study_pages
 
-    assert set(EPISODES.values()) <= {p.name for p in (ROOT / "episodes").glob("[0-9]*.md")}
+    episodes = {p.name for p in (ROOT / "episodes").glob("[0-9]*.md")}
+    self_study = {f"learners/{p.name}" for p in self_study_pages()}
+    assert set(EPISODES.values()) <= episodes | self_study
     assert all(item.episode.split(",")[0].strip() in EPISODES.values() for item in CLAIMS)
+
+
+def test_the_self_study_pages_hold_claims_too():
+    """The text moved out of the schedule took its claims along (issue 23): each self-study page
+    that makes a claim is named by it, and the page's sentence is checked above."""
+    named = {name.strip() for item in CLAIMS for name in item.episode.split(",")}
+    assert {"learners/gradcam-in-depth.md", "learners/testing-explanations.md",
+            "learners/missed-shortcut.md"} <= named
+    first = {item.episode.split(",")[0].strip() for item in CLAIMS}
+    assert {"learners/gradcam-in-depth.md", "learners/testing-explanations.md"} <= first
 
 
 def test_eigencam_is_the_same_for_every_class_for_both_architectures(stand_in, random_resnet, both):
@@ -108,7 +156,7 @@ def test_preflight_passes_with_the_stand_in(capsys):
 
 def test_the_dog_and_cat_claims_fail_with_random_weights(capsys):
     """They are real checks: ResNet-50 with random weights sees no dog and no cat."""
-    assert len(DOG_AND_CAT) == 6
+    assert len(DOG_AND_CAT) == 5
     assert preflight("resnet50_untrained", names=DOG_AND_CAT) == 1
     out = capsys.readouterr().out
     assert f"{len(DOG_AND_CAT)} of {len(DOG_AND_CAT)} claims do NOT hold for resnet50_untrained" in out

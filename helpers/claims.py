@@ -506,7 +506,7 @@ EPISODES: Dict[str, str] = {
     "shortcut": "09-shortcut.md",
     "in depth": "learners/gradcam-in-depth.md",
     "testing": "learners/testing-explanations.md",
-    "missed shortcut": "learners/missed-shortcut.md",
+    "missed shortcut": "learners/when-gradcam-misses.md",
 }
 
 

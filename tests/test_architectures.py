@@ -728,8 +728,9 @@ def test_explore_refuses_a_batch_and_offers_every_layer_it_is_given():
         explore(model, [model.layer4], x, rgb)
     with pytest.warns(UserWarning, match=r"one layer at a time: it starts at layer3, and layer4 is in its Layer list"):
         explorer = explore(model, [model.layer3, model.layer4], x[:1], rgb).explorer
-    assert explorer.layer_choice.value == "layer3" and {"layer3", "layer4"} <= set(explorer.layer_choice.options)
+    assert explorer.layer_choice.value == "layer3"
+    assert {"layer3", "layer4"} <= {value for _, value in explorer.layer_choice.options}
     conv = model.layer4[1].conv2                               # not among the usual choices: offered first
     with pytest.warns(UserWarning, match=r"starts at layer3, and layer4\[1\]\.conv2 is in its Layer list"):
         explorer = explore(model, [model.layer3, conv], x[:1], rgb).explorer
-    assert explorer.layer_choice.options[0] == "layer4[1].conv2"
+    assert explorer.layer_choice.options[0][1] == "layer4[1].conv2"

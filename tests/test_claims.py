@@ -133,7 +133,7 @@ def test_the_self_study_pages_hold_claims_too():
     that makes a claim is named by it, and the page's sentence is checked above."""
     named = {name.strip() for item in CLAIMS for name in item.episode.split(",")}
     assert {"learners/gradcam-in-depth.md", "learners/testing-explanations.md",
-            "learners/missed-shortcut.md"} <= named
+            "learners/when-gradcam-misses.md"} <= named
     first = {item.episode.split(",")[0].strip() for item in CLAIMS}
     assert {"learners/gradcam-in-depth.md", "learners/testing-explanations.md"} <= first
 

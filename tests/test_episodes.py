@@ -24,7 +24,7 @@ PAGES = EPISODES + SELF_STUDY
 #: objectives, keypoints, challenges with solutions, a multiple-choice question, code lines of at
 #: most 79 characters. Add a page here when it is written that way.
 LESSONS = EPISODES + [ROOT / "learners" / name for name in
-                      ("gradcam-in-depth.md", "testing-explanations.md", "missed-shortcut.md")]
+                      ("gradcam-in-depth.md", "testing-explanations.md", "when-gradcam-misses.md")]
 NAME_TO_ID = {name: i for i, name in enumerate(LABELS)}
 
 

@@ -16,6 +16,7 @@ transformers = pytest.importorskip("transformers")
 
 from helpers import default_target_layers, explore, fetch, gradcam, layer_choices, load_image, viz_gradcam  # noqa: E402
 from helpers.models import explain_target_layer  # noqa: E402
+from helpers.widgets import percent  # noqa: E402
 from test_targets import SimilarityToConceptTarget, run_advice  # noqa: E402
 
 TINY = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
@@ -119,7 +120,7 @@ def test_id2label_and_a_multi_label_models_sigmoid(mirror, capsys):
     assert "assumed" not in out                                   # the config says multi-label: no guess
     explorer = explore(model, default_target_layers(model), x, rgb, class_id=1).explorer
     assert explorer.state.label(1) == "1 · dog"
-    assert f"p = {p_dog:.3g}" in explorer.status.value and "dog" in explorer.status.value
+    assert f"probability {percent(p_dog)}" in explorer.status.value and "dog" in explorer.status.value
 
 
 def test_an_embedding_model_is_told_similarity_and_its_code_runs(mirror):

@@ -210,4 +210,4 @@ def test_the_explorer_of_a_model_given_a_new_head_says_to_run_explore_again(both
     assert "index" not in message and "out of bounds" not in message
     again = explore(model, [model.layer4], *both).explorer             # what the message says: it works
     assert len(again.state.names) == 10 and again.state.names[3] == "class 3"
-    assert "class" in again.status.value and re.search(r"p = 0\.\d+", again.status.value)
+    assert "class" in again.status.value and re.search(r"probability [\d.]+%", again.status.value)

@@ -250,6 +250,15 @@ def test_the_density_count_follows_the_rules():
     assert schedule_tool.density(text) == schedule_tool.Density(code=2, solution=2, challenges=1)
 
 
+def test_an_output_block_closes_and_the_prose_after_it_is_not_code(tmp_path):
+    """An ```output fence's closing line must not open a code fence: the prose after it is not code."""
+    page = tmp_path / "01-x.md"
+    page.write_text("```python\nfrom helpers import gradcam\n```\n```output\nprinted\n```\n\n"
+                    "See [setup](../learners/setup.md) or helpers.md.\n\n```python\nhelpers.overlay\n```\n",
+                    encoding="utf-8")
+    assert schedule_tool.helper_names([page]) == ["gradcam", "overlay"]
+
+
 # --- multiple-choice questions that diagnose ----------------------------------------------------
 
 def _multiple_choice():

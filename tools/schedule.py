@@ -207,18 +207,18 @@ def helper_names(paths: List[Path], modules: Optional[List[str]] = None) -> List
 
 def _python_lines(text: str) -> List[str]:
     """The lines of an episode's Python fences (```python or a bare fence)."""
-    fence, lines = None, []
+    fence, python, lines = None, False, []
     for line in text.splitlines():
         stripped = line.strip()
         if fence:
             if stripped.startswith(fence) and not stripped.strip("`~"):
                 fence = None
-            else:
+            elif python:
                 lines.append(line)
         else:
             opened = re.match(r"^(```+|~~~+)\s*\{?\s*\.?(\w*)", stripped)
-            if opened and opened.group(2).lower() in ("python", "py", ""):
-                fence = opened.group(1)
+            if opened:      # every fence opens (an output block too), so its closing line closes it
+                fence, python = opened.group(1), opened.group(2).lower() in ("python", "py", "")
     return lines
 
 

@@ -149,13 +149,14 @@ def local_links(text: str) -> str:
     ``LICENSE.md``) as links to their pages in the site."""
     names = {Path(source).name: target for source, target, _ in PAGES}
     names.update({name: target for name, (target, _) in OTHER_PAGES.items()})
+    self_study = {page.name for page in notebook_tool.self_study_pages()}     # built like the episodes
 
     def replace(match: re.Match) -> str:
         path, anchor = match.group(2), match.group(3) or ""
         name = path.rsplit("/", 1)[-1]
         if name in names:
             target = names[name]
-        elif (notebook_tool.EPISODES / name).is_file():
+        elif (notebook_tool.EPISODES / name).is_file() or name in self_study:
             target = name[:-3] + ".html"
         else:
             return match.group(0)
@@ -368,7 +369,8 @@ def main(argv: List[str]) -> int:
     problem = output_tool.model_problem(model)
     if problem:
         raise SystemExit(problem)
-    paths = [path for path in notebook_tool.episodes() if not args.only or path.stem in args.only]
+    paths = [path for path in notebook_tool.episodes() + notebook_tool.self_study_pages()
+             if not args.only or path.stem in args.only]
     if args.jobs > 1:
         with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
             for target in pool.map(_build_one, [(path, out, model, not args.no_reuse) for path in paths]):

@@ -19,6 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BUILT = ["03-gradcam-by-hand", "05-exploring"]
 EPISODES = [p.stem for p in sorted((ROOT / "episodes").glob("[0-9]*.md"))]
+sys.path.insert(0, str(ROOT / "tools"))
+import notebooks as notebook_tool  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +120,9 @@ def test_pages_link_home_and_to_the_episodes_around_them(site):
             assert ("prev", f"{EPISODES[at - 1]}.html") in links
         if at + 1 < len(EPISODES):
             assert ("next", f"{EPISODES[at + 1]}.html") in links
-    unbuilt = {f"{stem}.html" for stem in EPISODES if stem not in BUILT}
+    self_study = [p.stem for p in notebook_tool.self_study_pages()]
+    assert self_study, "the self-study pages are built like the episodes and linked as such"
+    unbuilt = {f"{stem}.html" for stem in EPISODES + self_study if stem not in BUILT}
     for path in out.glob("*.html"):
         for _, href in _links(path):
             href = href.split("#")[0]

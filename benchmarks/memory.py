@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kernels import MEMORY_LIMIT_GB, MODELS, errors, execute, first_line, lesson_notebooks, markdown_table, \
+from bench_kernels import MEMORY_LIMIT_GB, MODELS, errors, execute, first_line, lesson_notebooks, markdown_table, \
     short_name  # noqa: E402
 
 LIMIT_GB = MEMORY_LIMIT_GB

@@ -1,4 +1,4 @@
-"""The notebook benchmarks (benchmarks/notebooks.py and memory.py) run from the checkout, on a tiny
+"""The notebook benchmarks (benchmarks/cell_times.py and memory.py) run from the checkout, on a tiny
 notebook, so that they do not rot: every cell timed and flagged by its kind's limit, peak memory
 measured and flagged, JSON and Markdown written."""
 
@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from kernels import LIMITS, cell_kind, lesson_notebooks, short_name  # noqa: E402
+from bench_kernels import LIMITS, cell_kind, lesson_notebooks, short_name  # noqa: E402
 
 
 def _tiny(folder: Path, gigabytes: float = 0.0) -> Path:
@@ -60,7 +60,7 @@ def test_lesson_notebooks_takes_the_self_study_ones(tmp_path):
 def test_notebooks_py_times_every_cell_and_flags_those_over_their_limit(tmp_path):
     notebook = _tiny(tmp_path)
     # limits of 0.4 s a cell and 1 s a set-up or training cell: the 0.6 s cell is over, the training one is not
-    done = _run("benchmarks/notebooks.py", "--models", "efficientnet_lite0", "--warm-up", "0", "--limit-cell", "0.4",
+    done = _run("benchmarks/cell_times.py", "--models", "efficientnet_lite0", "--warm-up", "0", "--limit-cell", "0.4",
                 "--limit-long", "1", "--json", str(tmp_path / "t.json"), "--markdown", str(tmp_path / "t.md"),
                 str(notebook))
     assert done.returncode == 1, done.stdout + done.stderr                     # a cell over its limit
@@ -75,7 +75,7 @@ def test_notebooks_py_times_every_cell_and_flags_those_over_their_limit(tmp_path
     assert table.startswith("| notebook | efficientnet_lite0: total | efficientnet_lite0: slowest cell |")
     assert "| tiny |" in table and "tiny, cell 1 (cell, limit 0.4 s)" in table
     # within the limits: exit status 0
-    done = _run("benchmarks/notebooks.py", "--models", "efficientnet_lite0", "--warm-up", "0", str(notebook))
+    done = _run("benchmarks/cell_times.py", "--models", "efficientnet_lite0", "--warm-up", "0", str(notebook))
     assert done.returncode == 0 and "over the limit: none" in done.stdout, done.stdout + done.stderr
 
 
@@ -94,7 +94,22 @@ def test_memory_py_measures_the_kernels_peak_and_flags_it(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("script", ["notebooks.py", "memory.py"])
+@pytest.mark.parametrize("script", ["cell_times.py", "memory.py"])
 def test_the_benchmarks_say_what_they_do(script):
     done = _run(f"benchmarks/{script}", "--help")
     assert done.returncode == 0 and "--json" in done.stdout and "--markdown" in done.stdout
+
+
+def test_no_script_folder_module_shadows_an_installed_package():
+    """benchmarks/ and tools/ go on sys.path in the tests: a module there named like an installed
+    package (benchmarks/kernels.py against Hugging Face's `kernels`) breaks that package's imports."""
+    import importlib.metadata
+
+    installed = set(importlib.metadata.packages_distributions())
+    root = Path(__file__).resolve().parents[1]
+    folders = {folder: {path.stem for path in (root / folder).glob("*.py")} - {"__init__", "conftest"}
+               for folder in ("benchmarks", "tools", "tests")}
+    ours = set().union(*folders.values())
+    assert not ours & installed, f"rename these modules, they shadow installed packages: {sorted(ours & installed)}"
+    for first, second in (("benchmarks", "tools"), ("benchmarks", "tests"), ("tools", "tests")):
+        assert not folders[first] & folders[second], f"{first}/ and {second}/ share module names"

@@ -19,7 +19,8 @@ text talks about, with an HTML comment on the line after the cell's closing fenc
 ``text`` asks for the printout (an ``output`` block), ``figure`` for each figure the cell draws
 (a PNG in ``fig/``, with the author's alt text, and a caption naming the model that made it);
 ``text figure`` for both. ``caption="..."`` starts the caption; ``lines=5`` or ``lines=3-8``
-keeps those lines of the printout. This tool runs the learners' notebook (or takes the run a
+keeps those lines of the printout; ``varies`` lets the tests accept a printout whose numbers moved
+by at most 0.05 (5 points of a percentage), for cells that train a model on a CPU. This tool runs the learners' notebook (or takes the run a
 recent test run kept, when the notebook and the helpers are unchanged since: see
 ``runall.saved_run``) and writes, under the marker, a block between two comments::
 
@@ -81,16 +82,43 @@ class Spec:
     alt: str = ""
     caption: str = ""
     lines: Optional[Tuple[int, int]] = None     # first and last line kept, counted from 1
+    varies: bool = False                        # its numbers vary a little between runs (CPU training)
+
+
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def same_printout(written: List[str], now: List[str], varies: bool = False, tolerance: float = 0.05) -> bool:
+    """Whether a block's printout is what the cell prints now: line for line, or, for a marker
+    that says ``varies``, the same words with every number within ``tolerance`` (0.05, or 5 in a
+    percentage) of the one written.
+
+    >>> same_printout(["acc: 0.97", "near: 98%"], ["acc: 0.98", "near: 100%"], varies=True)
+    True
+    >>> same_printout(["acc: 0.97"], ["acc: 0.80"], varies=True), same_printout(["a 1"], ["b 1"], True)
+    (False, False)
+    """
+    if not varies or len(written) != len(now):
+        return written == now
+    for old, new in zip(written, now):
+        if NUMBER.split(old) != NUMBER.split(new):
+            return False
+        for a, b, after in zip(NUMBER.findall(old), NUMBER.findall(new), NUMBER.split(old)[1:]):
+            scale = 100.0 if after.startswith("%") else 1.0
+            if abs(float(a) - float(b)) > tolerance * scale:
+                return False
+    return True
 
 
 def parse_spec(spec: str) -> Spec:
     """The marker's words: ``text``, ``figure``, ``alt="..."`` (or a quoted text after ``figure``),
-    ``caption="..."``, ``lines=N`` or ``lines=A-B``.
+    ``caption="..."``, ``lines=N`` or ``lines=A-B``, and ``varies`` for a printout whose numbers
+    change a little from run to run (a model trained on a CPU is not bit-for-bit reproducible).
 
     >>> parse_spec(' text figure "A dog" lines=2-3 ')
-    Spec(text=True, figure=True, alt='A dog', caption='', lines=(2, 3))
+    Spec(text=True, figure=True, alt='A dog', caption='', lines=(2, 3), varies=False)
     """
-    text = figure = False
+    text = figure = varies = False
     alt = caption = ""
     lines: Optional[Tuple[int, int]] = None
     for match in TOKEN.finditer(spec):
@@ -104,6 +132,8 @@ def parse_spec(spec: str) -> Spec:
             if not found or int(found[1]) < 1:
                 raise ValueError(f"lines={value}: give a number of lines (lines=5) or a range (lines=3-8)")
             lines = (1, int(found[1])) if found[2] is None else (int(found[1]), int(found[2]))
+        elif match["word"] == "varies":
+            varies = True
         elif match["word"] in ("text", "figure", "and", ","):
             text, figure = text or match["word"] == "text", figure or match["word"] == "figure"
         else:
@@ -116,7 +146,7 @@ def parse_spec(spec: str) -> Spec:
     for name, value in (("alt", alt), ("caption", caption)):
         if "[" in value or "]" in value:
             raise ValueError(f"{name} text may not hold [ or ] (they end the Markdown figure early)")
-    return Spec(text, figure, alt.strip(), caption.strip(), lines)
+    return Spec(text, figure, alt.strip(), caption.strip(), lines, varies)
 
 
 def cell_hash(code: str) -> str:

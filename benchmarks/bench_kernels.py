@@ -1,6 +1,6 @@
 """What the notebook benchmarks share: which notebooks, which limits, and one run in a fresh kernel.
 
-``notebooks.py`` (time per cell) and ``memory.py`` (peak memory) run each notebook top to bottom
+``cell_times.py`` (time per cell) and ``memory.py`` (peak memory) run each notebook top to bottom
 in a fresh Jupyter kernel, cell by cell, as a learner's Shift+Enter would, offline, with
 ``LESSON_MODEL`` set. A cell's *kind* sets its time limit:
 

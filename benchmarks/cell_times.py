@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How long does each cell of each notebook take, and which cells are over their limit?
 
-    python benchmarks/notebooks.py [--models efficientnet_lite0 resnet50_untrained] [--warm-up N]
+    python benchmarks/cell_times.py [--models efficientnet_lite0 resnet50_untrained] [--warm-up N]
                                    [--threads N] [--json FILE] [--markdown FILE] [NOTEBOOK ...]
 
 Runs every notebook (by default the episodes' and the self-study ones, ``notebooks/*.ipynb`` and
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kernels import (LIMITS, MODELS, cell_kind, errors, execute, first_line, lesson_notebooks,  # noqa: E402
+from bench_kernels import (LIMITS, MODELS, cell_kind, errors, execute, first_line, lesson_notebooks,  # noqa: E402
                      markdown_table, short_name)
 
 

@@ -68,18 +68,28 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 def shared_twin(model: nn.Module) -> nn.Module:
     """A twin of ``model`` with modules of its own that share the model's weights and buffers.
 
-    Nothing of the weights is copied: changing the twin's modules (its mode, a layer replaced)
-    leaves ``model`` as it was, while the tensors are the model's own, so do not train the twin
-    or change its weights in place, nor its weights' memory format or dtype.
+    Nothing of the weights is copied: the twin's parameters are parameters of their own that
+    hold the model's tensors' memory. Changing the twin's modules (its mode, a layer replaced,
+    ``requires_grad_``, a ``.double()``) leaves ``model`` as it was; changing a weight in place
+    changes both, so do not train the twin's shared weights.
 
     >>> model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
-    >>> twin = shared_twin(model)
+    >>> twin = shared_twin(model).requires_grad_(False)
     >>> twin[1] = nn.Identity()
-    >>> twin[0].weight is model[0].weight, type(model[1]).__name__
+    >>> twin[0].weight.data_ptr() == model[0].weight.data_ptr(), type(model[1]).__name__
     (True, 'ReLU')
+    >>> model[0].weight.requires_grad
+    True
     """
-    shared = {id(tensor): tensor for tensor in list(model.parameters()) + list(model.buffers())}
-    return copy.deepcopy(model, memo=shared)
+    shared = {id(tensor): nn.Parameter(tensor.detach(), requires_grad=tensor.requires_grad)
+              for tensor in model.parameters()}
+    shared.update({id(tensor): tensor for tensor in model.buffers()})
+    try:
+        return copy.deepcopy(model, memo=shared)
+    except Exception as error:       # an attribute that cannot be copied: a lock, an open file, a client
+        raise TypeError(f"cannot make a twin of this {type(model).__name__}: copying it failed with "
+                        f"{type(error).__name__}: {error}. A model that holds such an object (a lock, a file, "
+                        f"a connection) as an attribute cannot be copied; keep it outside the model") from error
 
 
 class EvalCopy:

@@ -41,11 +41,22 @@ def saliency(model: nn.Module, class_id: int, input_tensor: torch.Tensor) -> np.
 
     Returns float32 ``[H, W]`` scaled to [0, 1].
     """
-    check_class_id(class_id)
+    return _pixel_gradient(model, class_id, input_tensor, guided=False)
+
+
+def _pixel_gradient(model: nn.Module, class_id: int, input_tensor: torch.Tensor, guided: bool) -> np.ndarray:
+    """|d score / d pixel| (the largest over the channels) on an eval-mode copy of ``model``; with
+    ``guided``, the copy's ReLU and ReLU6 modules backpropagate as guided backpropagation does (the
+    hooks go on the copy's modules only: the caller's model, and another thread using it, see nothing)."""
     x = model_input(model, input_tensor).requires_grad_(True)      # the model's dtype, not an inference tensor
     with eval_copy(model) as running, torch.inference_mode(False), torch.enable_grad():
-        score = class_scores(running(x))[0, int(class_id)]
-        gradient, = torch.autograd.grad(score, x)
+        if guided:
+            for module, upper in _activations(running.module):
+                module.register_forward_hook(
+                    lambda _module, _inputs, output, upper=upper: _GuidedClamp.apply(output, upper))
+        scores = class_scores(running(x))
+        class_id = check_class_id(class_id, scores.shape[1])        # the model's own class count
+        gradient, = torch.autograd.grad(scores[0, class_id], x)
     return _unit(gradient[0].abs().amax(dim=0))
 
 
@@ -61,7 +72,6 @@ def score_along_path(model: nn.Module, class_id: int, input_tensor: torch.Tensor
 
     >>> fractions, logits = score_along_path(model, 243, input_tensor)     # doctest: +SKIP
     """
-    class_id = check_class_id(class_id)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a whole number of at least 1 (10 is usual), got {steps!r}")
     x = model_input(model, input_tensor)
@@ -70,6 +80,7 @@ def score_along_path(model: nn.Module, class_id: int, input_tensor: torch.Tensor
     with eval_copy(model) as running, torch.no_grad():
         path = torch.cat([start + f * (x - start) for f in fractions])
         logits = torch.cat([class_scores(running(path[i:i + BATCH])) for i in range(0, len(path), BATCH)])
+    class_id = check_class_id(class_id, logits.shape[1])            # the model's own class count
     return fractions.cpu().numpy().astype(np.float32), logits[:, class_id].float().cpu().numpy()
 
 
@@ -158,18 +169,21 @@ def guided_backprop(model: nn.Module, class_id: int, input_tensor: torch.Tensor,
                     guided: Optional[nn.Module] = None) -> np.ndarray:
     """Guided backpropagation's map: float32 ``[H, W]`` in [0, 1].
 
-    One forward and one backward pass of ``model`` itself, with its ReLU and ReLU6 modules
-    guided for the length of the call (``guided_activations``); the model is left as it was.
-    ``guided``: a twin from ``guided_model`` to use instead (the same map).
+    One forward and one backward pass of an eval-mode copy of ``model`` that shares its weights,
+    with the copy's ReLU and ReLU6 modules guided; the model itself is never hooked, so it is
+    left as it was, and another thread that runs it meanwhile sees nothing. ``guided``: a twin
+    from ``guided_model`` to use instead (the same map).
 
     >>> pixel_map = guided_backprop(model, 245, input_tensor)          # doctest: +SKIP
     """
     with torch.inference_mode(False):            # a graph, even inside torch.inference_mode()
         if guided is not None:
+            if not isinstance(guided, nn.Module) or not any(isinstance(m, GuidedActivation) for m in guided.modules()):
+                raise TypeError(f"guided must be a twin made by guided_model(model), got {type(guided).__name__}; "
+                                f"leave it out to guide the model's own activations for this call")
             return saliency(guided, class_id, input_tensor)
-        inner = unwrap(model)                    # the module that runs, not a compiled wrapper
-        with guided_activations(inner):
-            return saliency(inner, class_id, input_tensor)
+        _activations(unwrap(model))              # a clear error for a model without ReLU/ReLU6 modules
+        return _pixel_gradient(model, class_id, input_tensor, guided=True)
 
 
 def edge_map(rgb_image: np.ndarray) -> np.ndarray:
@@ -203,6 +217,11 @@ def random_like(model: nn.Module, seed: int) -> nn.Module:
 
             fresh = timm.create_model("efficientnet_lite0", pretrained=False)
         else:
+            fresh = None
+        shapes = {key: value.shape for key, value in model.state_dict().items()}
+        if fresh is not None and {key: value.shape for key, value in fresh.state_dict().items()} != shapes:
+            fresh = None                              # a new head (or other change): the architecture differs
+        if fresh is None:
             fresh = copy.deepcopy(model)
             for module in fresh.modules():
                 if hasattr(module, "reset_parameters"):
@@ -376,7 +395,11 @@ def _curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap:
                          f"compute one curve per image")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a whole number of at least 1 ({STEPS} is usual), got {steps!r}")
-    heatmap = np.asarray(heatmap.detach().cpu() if isinstance(heatmap, torch.Tensor) else heatmap, dtype=np.float32)
+    heatmap = np.asarray(heatmap.detach().float().cpu() if isinstance(heatmap, torch.Tensor) else heatmap,
+                         dtype=np.float32)
+    if not np.isfinite(heatmap).all():
+        raise ValueError("the heatmap holds NaN or infinite values, so it ranks no pixels: compute it again "
+                         "(a map of a model whose score is NaN is NaN too)")
     if heatmap.shape != tuple(x.shape[-2:]):
         raise ValueError(f"the heatmap is {'x'.join(map(str, heatmap.shape))} but the image is "
                          f"{x.shape[-2]}x{x.shape[-1]} (height x width); pass the heatmap computed for "
@@ -391,14 +414,23 @@ def _curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap:
     rank = rank.reshape(1, 1, *x.shape[-2:])
     counts = [round(n * step / steps) for step in range(steps + 1)]
     logits = []
+    channels_last = x.dim() == 4
     with eval_copy(model) as running, torch.no_grad():
         device = model_device(model)
         for i in range(0, len(counts), BATCH):
             chosen = torch.cat([rank < count for count in counts[i:i + BATCH]])
             frames = torch.where(chosen, x, blurred) if insert else torch.where(chosen, blurred, x)
             # channels-last memory order: the same numbers, less CPU time per frame for a CNN
-            frames = frames.to(device).contiguous(memory_format=torch.channels_last)
-            logits.append(class_scores(running(frames)))
+            frames = frames.to(device)
+            if channels_last:               # fewer CPU cycles for a CNN; a model that .view()s cannot take it
+                try:
+                    logits.append(class_scores(running(frames.contiguous(memory_format=torch.channels_last))))
+                    continue
+                except RuntimeError as error:
+                    if "view" not in str(error):
+                        raise
+                    channels_last = False
+            logits.append(class_scores(running(frames.contiguous())))
     logits = torch.cat(logits)
     class_id = check_class_id(class_id, logits.shape[1])              # the model's own class count
     probabilities = torch.softmax(logits.float(), dim=1)             # numpy has no bfloat16

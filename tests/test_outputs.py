@@ -105,6 +105,12 @@ def test_a_marker_says_what_it_wants_and_a_bad_one_is_named():
     assert not outputs.same_printout(["acc 0.97"], ["acc 0.50"], varies=True)     # a real change is caught
     assert not outputs.same_printout(["near 90%"], ["near 100%"], varies=True)
     assert not outputs.same_printout(["stamp on dogs: 1.0"], ["stamp on cats: 1.0"], varies=True)
+    assert not outputs.same_printout(["acc 0.53"], ["acc 0.5299999713897705"], varies=True)   # a float in full
+    assert not outputs.same_printout(["n 1"], ["n 1.0"], varies=True)
+    assert not outputs.same_printout(["loss 1.02e+03"], ["loss 1.20e+03"], varies=True)
+    for old, new in (("0.15", "0.20"), ("0.5", "0.55"), ("1e-05", "1.02e-05"), ("93 %", "95 %"), (".97", ".98"),
+                     ("999.98", "1,000.01")):
+        assert outputs.same_printout([f"x {old}"], [f"x {new}"], varies=True), (old, new)
     for spec, message in (("", "say what to show"), ("figure", "needs its alt text"),
                           ("text lines=x", "lines=x"), ("texts", "'texts'"),
                           ('figure alt="a [b]"', "may not hold")):

@@ -82,7 +82,7 @@ def test_a_frozen_backbone_learns_the_stamp_and_gradcam_misses_it(stand_in):
 def test_the_frozen_backbone_is_a_twin_that_shares_the_weights(stand_in):
     model, pooled, head_name = frozen_backbone(stand_in)
     assert head_name == "classifier" and pooled is model[1].bn2 and not model[1].training
-    assert model[1].conv_stem.weight is stand_in.conv_stem.weight                    # nothing copied
+    assert model[1].conv_stem.weight.data_ptr() == stand_in.conv_stem.weight.data_ptr()   # nothing copied
     model[1].set_submodule(head_name, torch.nn.Identity())
     assert isinstance(stand_in.classifier, torch.nn.Linear)                          # the original keeps its head
     crops = torch.rand(2, 3, SIZE, SIZE)

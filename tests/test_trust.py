@@ -279,7 +279,7 @@ def test_guided_backprop_removes_its_hooks_when_the_model_fails():
 
 def test_guided_model_shares_the_weights_and_keeps_the_originals_activations(stand_in):
     twin = guided_model(stand_in)
-    assert twin.conv_stem.weight is stand_in.conv_stem.weight                # no copy of the weights
+    assert twin.conv_stem.weight.data_ptr() == stand_in.conv_stem.weight.data_ptr()   # no copy of the weights
     assert twin.bn1.running_mean is stand_in.bn1.running_mean
     assert sum(isinstance(m, torch.nn.ReLU6) for m in stand_in.modules()) == 33
     assert not any(isinstance(m, torch.nn.ReLU6) for m in twin.modules()) and not twin.training

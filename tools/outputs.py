@@ -85,16 +85,20 @@ class Spec:
     varies: bool = False                        # its numbers vary a little between runs (CPU training)
 
 
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)?\.?\d+(?:[eE][-+]?\d+)?")
 
 
 def same_printout(written: List[str], now: List[str], varies: bool = False, tolerance: float = 0.05) -> bool:
     """Whether a block's printout is what the cell prints now: line for line, or, for a marker
-    that says ``varies``, the same words with every number within ``tolerance`` (0.05, or 5 in a
-    percentage) of the one written.
+    that says ``varies``, the same words with every number written alike (a decimal point in
+    both or neither, as many decimals give or take one, an exponent in both or neither) and
+    within ``tolerance`` of the one written (5 points of a percentage; 5% of a number with an
+    exponent).
 
     >>> same_printout(["acc: 0.97", "near: 98%"], ["acc: 0.98", "near: 100%"], varies=True)
     True
+    >>> same_printout(["acc: 0.53"], ["acc: 0.5299999713897705"], varies=True)
+    False
     >>> same_printout(["acc: 0.97"], ["acc: 0.80"], varies=True), same_printout(["a 1"], ["b 1"], True)
     (False, False)
     """
@@ -104,10 +108,32 @@ def same_printout(written: List[str], now: List[str], varies: bool = False, tole
         if NUMBER.split(old) != NUMBER.split(new):
             return False
         for a, b, after in zip(NUMBER.findall(old), NUMBER.findall(new), NUMBER.split(old)[1:]):
-            scale = 100.0 if after.startswith("%") else 1.0
-            if abs(float(a) - float(b)) > tolerance * scale:
+            if not _written_alike(a, b):
+                return False
+            x, y = float(a.replace(",", "")), float(b.replace(",", ""))
+            if "e" in a.lower():
+                allowed = tolerance * max(abs(x), abs(y))
+            else:
+                allowed = tolerance * (100.0 if after.lstrip().startswith("%") else 1.0)
+            if abs(x - y) > allowed + 1e-9:
                 return False
     return True
+
+
+def _written_alike(a: str, b: str) -> bool:
+    """Two numbers printed by the same format: no float printed in full where a rounded one was."""
+    def form(number: str):
+        mantissa, _, exponent = number.lower().partition("e")
+        decimals = len(mantissa.partition(".")[2]) if "." in mantissa else None
+        return decimals, bool(exponent)
+    (da, ea), (db, eb) = form(a), form(b)
+    if ea != eb:
+        return False
+    if ea:                                  # "%.3g" writes 1e-05 and 1.02e-05 alike
+        return True
+    if (da is None) != (db is None):
+        return False
+    return da is None or abs(da - db) <= 1
 
 
 def parse_spec(spec: str) -> Spec:

@@ -1,0 +1,112 @@
+"""The trust helpers against what a researcher's own model and data bring: hooks of their own,
+a model that flattens with .view, more or fewer than 1000 classes, maps with NaN or in bfloat16,
+a new head, a twin frozen by hand. Found by an adversarial review of the faster helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers.modelstate import shared_twin
+from helpers.shortcut import frozen_backbone_experiment
+from helpers.trust import deletion_curve, guided_backprop, guided_model, insertion_curve, random_like, saliency, \
+    score_along_path
+
+
+class LeNet(nn.Module):
+    """A classic small CNN: flattens with .view, so it cannot take channels-last input."""
+
+    def __init__(self, classes: int = 10) -> None:
+        super().__init__()
+        self.conv, self.relu, self.pool = nn.Conv2d(3, 6, 5), nn.ReLU(), nn.MaxPool2d(2)
+        self.fc = nn.Linear(6 * 14 * 14, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.relu(self.conv(x)))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def _model(classes: int = 10) -> LeNet:
+    torch.manual_seed(0)
+    return LeNet(classes).eval()
+
+
+def test_guided_backprop_never_hooks_the_callers_modules():
+    """Another thread that trains or explains the model meanwhile must see plain ReLUs."""
+    model, x = _model(), torch.randn(1, 3, 32, 32)
+    seen = []
+    model.relu.register_forward_hook(lambda module, inputs, output: seen.append(len(model.relu._forward_hooks)))
+    pixel_map = guided_backprop(model, 3, x)
+    assert seen == [1], "guided backprop added a hook to the caller's own ReLU during the call"
+    assert len(model.relu._forward_hooks) == 1
+    twin_map = guided_backprop(model, 3, x, guided_model(model))
+    assert np.allclose(pixel_map, twin_map, atol=1e-6)
+    plain = saliency(model, 3, x)
+    assert not np.allclose(pixel_map, plain, atol=1e-3), "guided and plain gradients should differ"
+
+
+def test_a_wrong_guided_argument_is_named():
+    model, x = _model(), torch.randn(1, 3, 32, 32)
+    for wrong in (model, True):
+        with pytest.raises(TypeError, match="guided must be a twin made by guided_model"):
+            guided_backprop(model, 3, x, guided=wrong)
+
+
+def test_curves_of_a_model_that_flattens_with_view():
+    model, x = _model(), torch.randn(1, 3, 32, 32)
+    heatmap = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    deletion, insertion = deletion_curve(model, x, 3, heatmap, steps=4), insertion_curve(model, x, 3, heatmap, steps=4)
+    assert deletion.shape == insertion.shape == (5,)
+    assert np.isclose(deletion[0], insertion[-1], atol=1e-5)        # both: the intact image
+
+
+def test_class_ids_are_checked_against_the_models_own_classes():
+    x = torch.randn(1, 3, 32, 32)
+    big = _model(2000)
+    assert saliency(big, 1500, x).shape == (32, 32)                  # not refused as "0..999"
+    assert score_along_path(big, 1500, x, steps=2)[1].shape == (3,)
+    small = _model(10)
+    for call in (lambda: saliency(small, 50, x), lambda: guided_backprop(small, 50, x),
+                 lambda: score_along_path(small, 50, x, steps=2)):
+        with pytest.raises(ValueError, match=r"class_id must be an int in 0\.\.9, got 50"):
+            call()
+
+
+def test_a_heatmap_with_nan_is_refused_and_a_bfloat16_one_is_read():
+    model, x = _model(), torch.randn(1, 3, 32, 32)
+    heatmap = torch.rand(32, 32)
+    bad = heatmap.clone()
+    bad[3, 4] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        deletion_curve(model, x, 3, bad, steps=4)
+    assert np.allclose(deletion_curve(model, x, 3, heatmap.bfloat16(), steps=4),
+                       deletion_curve(model, x, 3, heatmap.bfloat16().float(), steps=4))
+
+
+def test_random_like_a_model_given_a_new_head():
+    model = _model()
+    model.lesson_name = "resnet50"                 # the lesson's ResNet-50 with a 10-class head, say
+    fresh = random_like(model, seed=0)
+    assert fresh.fc.out_features == 10 and not torch.equal(fresh.fc.weight, model.fc.weight)
+
+
+def test_a_twin_frozen_by_hand_leaves_the_model_trainable():
+    model = _model()
+    twin = shared_twin(model).requires_grad_(False)
+    assert all(p.requires_grad for p in model.parameters())
+    assert twin.conv.weight.data_ptr() == model.conv.weight.data_ptr()     # shared, not copied
+    twin.double()
+    assert model.conv.weight.dtype == torch.float32
+
+
+def test_the_frozen_backbone_experiment_leaves_the_callers_random_stream():
+    from torchvision.models import resnet18
+
+    backbone = resnet18(weights=None).eval()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    frozen_backbone_experiment(backbone, seed=0, n_train=8, n_test=4, epochs=1)
+    assert torch.equal(torch.rand(3), expected), "the experiment reseeded or used the caller's generator"

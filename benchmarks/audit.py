@@ -94,11 +94,11 @@ def throughput(args) -> dict:
             audit(model, folder, [model.layer4], batch_size=args.batch_size, num_workers=args.workers,
                   device=args.device, progress=False)
 
-        cam = GradCAM(model=model, target_layers=[model.layer4])
-
         def library():
-            for items in loader:
-                cam(input_tensor=torch.stack([item.tensor for item in items]).to(args.device), targets=None)
+            # its hooks stay on the model only while it runs: left on, they fire in the other two runs too
+            with GradCAM(model=model, target_layers=[model.layer4]) as cam:
+                for items in loader:
+                    cam(input_tensor=torch.stack([item.tensor for item in items]).to(args.device), targets=None)
 
         runs = (("forward", forward), ("audit", ours), ("pytorch-grad-cam", library))
         for _, function in runs:

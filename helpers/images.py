@@ -14,7 +14,7 @@ import os
 import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -355,18 +355,10 @@ def load_image(source: ImageSource, size: Optional[int] = None, model: Optional[
         size = 224 if wanted is None else min(wanted.size)
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an int of at least 8 pixels, got {size!r}")
-    image, name = _open(source)
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise ValueError(f"{name} is {width}x{height} pixels, more than the {MAX_PIXELS:,}-pixel "
-                         f"limit; make it smaller first")
-    try:
-        image.load()
-        image = ImageOps.exif_transpose(image)
-        high_bit = image.mode in HIGH_BIT_MODES
+    image, name = _decoded(source)
+    high_bit = image.mode in HIGH_BIT_MODES
+    with _unreadable(name):
         image = _to_rgb(image, value_range)
-    except (OSError, SyntaxError, ValueError) as error:  # Pillow raises all three for broken files
-        raise OSError(f"{name} could not be read as an image: {error}") from error
     new_size = target_size(*image.size, size=size)
     if wanted is not None and wanted.fixed:
         new_size = (wanted.size[1], wanted.size[0])          # (width, height), the whole image
@@ -391,16 +383,29 @@ def open_rgb(source: ImageSource) -> Tuple[Image.Image, str]:
     >>> open_rgb(Image.new("L", (30, 20)))[0].mode
     'RGB'
     """
+    image, name = _decoded(source)
+    with _unreadable(name), contextlib.redirect_stdout(io.StringIO()):   # no line per 16-bit image
+        return _to_rgb(image), name
+
+
+def _decoded(source: ImageSource) -> Tuple[Image.Image, str]:
+    """``source`` opened, within ``MAX_PIXELS``, decoded and upright (EXIF orientation), with its name."""
     image, name = _open(source)
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise ValueError(f"{name} is {width}x{height} pixels, more than the {MAX_PIXELS:,}-pixel "
                          f"limit; make it smaller first")
-    try:
+    with _unreadable(name):
         image.load()
-        with contextlib.redirect_stdout(io.StringIO()):       # no line per 16-bit image of a dataset
-            return _to_rgb(ImageOps.exif_transpose(image)), name
-    except (OSError, SyntaxError, ValueError) as error:  # Pillow raises all three for broken files
+        return ImageOps.exif_transpose(image), name
+
+
+@contextlib.contextmanager
+def _unreadable(name: str) -> Iterator[None]:
+    """Pillow's errors for a broken file (it raises OSError, SyntaxError and ValueError) as one OSError."""
+    try:
+        yield
+    except (OSError, SyntaxError, ValueError) as error:
         raise OSError(f"{name} could not be read as an image: {error}") from error
 
 

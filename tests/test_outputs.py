@@ -237,3 +237,18 @@ def test_a_notebook_out_of_sync_is_named_and_make_notebooks_fixes_it(tmp_path, m
     assert notebook_tool.main([]) == 0
     fake_run_attributes = outputs.executed(path, "efficientnet_lite0")
     assert fake_run_attributes.notebook.cells[0].outputs[0]["text"] == "1\n"
+
+
+def test_a_printed_line_wider_than_the_page_wraps_and_the_width_is_checked():
+    long = "Target class: 282 · tiger cat (p = 0.0132); the model's top class is 243 · bull mastiff (p = 0.384)"
+    lines = outputs.printout([{"output_type": "stream", "text": long + "\nshort\n"}], outputs.parse_spec("text"))
+    assert all(len(line.encode()) <= outputs.WIDTH for line in lines) and lines[-1] == "short"
+    assert " ".join(lines[:-1]) == long                      # nothing lost, words kept whole
+    for path in MARKED:                                      # every block on the pages fits
+        page = outputs.read_page(path)
+        for entry in page.marked:
+            block = page.lines[entry.block[0]:entry.block[1] + 1]
+            if "```output" in block:
+                start = block.index("```output")
+                wide = [line for line in block[start + 1:block.index("```", start + 1)] if len(line.encode()) > outputs.WIDTH]
+                assert not wide, f"{path.name}: {wide}"

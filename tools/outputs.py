@@ -45,6 +45,7 @@ import io
 import os
 import re
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -85,6 +86,8 @@ class Spec:
     varies: bool = False                        # its numbers vary a little between runs (CPU training)
 
 
+#: The widest line of an output block: the Workbench shows about 78 characters of a code column.
+WIDTH = 79
 NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)?\.?\d+(?:[eE][-+]?\d+)?")
 
 
@@ -316,7 +319,8 @@ def check(pages: Sequence[Path]) -> List[str]:
 
 def printout(outputs: Sequence[dict], spec: Spec) -> List[str]:
     """The lines a cell printed (its streams, its result's text, an error's traceback), as a reader
-    sees them: colours and progress-bar rewrites gone, NOTICE lines left out, ``spec.lines`` kept."""
+    sees them: colours and progress-bar rewrites gone, NOTICE lines left out, ``spec.lines`` kept,
+    lines wider than ``WIDTH`` wrapped."""
     parts: List[str] = []
     for output in outputs:
         kind = output.get("output_type")
@@ -342,7 +346,11 @@ def printout(outputs: Sequence[dict], spec: Spec) -> List[str]:
         if last < len(lines):
             kept.append("...")
         lines = kept
-    return lines
+    # a line wider than the page's code column wraps, as JupyterLab wraps it on screen (counted in
+    # bytes too, as some tools count it: "·" is two)
+    return [piece for line in lines
+            for piece in (textwrap.wrap(line, WIDTH - (len(line.encode()) - len(line)), break_on_hyphens=False)
+                          if len(line.encode()) > WIDTH else [line])]
 
 
 def drawn_figures(outputs: Sequence[dict], widget_state: Dict[str, dict]) -> List[bytes]:

@@ -40,8 +40,14 @@ def model_lock(model: nn.Module) -> threading.RLock:
     """The lock that serialises the helpers' work on ``model`` (one per model, gone with the model).
 
     Two threads explaining with one model would otherwise see each other's hooks and
-    each other's eval/train switches.
+    each other's eval/train switches. A wrapper (``DataParallel``, ``torch.compile``) and the
+    model inside it share one lock.
+
+    >>> inner = nn.Linear(2, 2)
+    >>> model_lock(nn.DataParallel(inner)) is model_lock(inner)
+    True
     """
+    model = unwrap(model)
     with _LOCKS_GUARD:
         lock = _LOCKS.get(model)
         if lock is None:
@@ -169,9 +175,14 @@ def _usable(tensor: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
 
 def _rebind(copied: nn.Module, copies: Dict[int, nn.Module]) -> None:
     """Methods and partials stored on a module (``module.forward = ...``, as accelerate does) bound to the
-    model's modules are bound to their copies instead."""
+    model's modules are bound to their copies instead; so are hooks that are methods of the model's modules
+    (``self.conv.register_forward_hook(self._keep)``), which would otherwise write to the model."""
     for name, value in list(copied.__dict__.items()):
-        if isinstance(value, types.MethodType) and id(value.__self__) in copies:
+        if "hooks" in name and isinstance(value, dict):              # the copy's own dicts (see _copy)
+            for key, hook in list(value.items()):
+                if isinstance(hook, types.MethodType) and id(hook.__self__) in copies:
+                    value[key] = types.MethodType(hook.__func__, copies[id(hook.__self__)])
+        elif isinstance(value, types.MethodType) and id(value.__self__) in copies:
             copied.__dict__[name] = types.MethodType(value.__func__, copies[id(value.__self__)])
         elif isinstance(value, functools.partial) and any(id(arg) in copies for arg in value.args):
             rebound = functools.partial(value.func, *[copies.get(id(arg), arg) for arg in value.args],

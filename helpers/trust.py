@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -158,10 +159,12 @@ def guided_model(model: nn.Module) -> nn.Module:
     guided = shared_twin(unwrapped)
     for parent in list(guided.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.ReLU6):
-                setattr(parent, name, GuidedActivation(6.0))
-            elif isinstance(child, nn.ReLU):
-                setattr(parent, name, GuidedActivation())
+            if isinstance(child, (nn.ReLU, nn.ReLU6)):
+                replacement = GuidedActivation(6.0 if isinstance(child, nn.ReLU6) else float("inf"))
+                for key, value in child.__dict__.items():      # the caller's hooks on it stay
+                    if "hooks" in key and isinstance(value, dict):
+                        replacement.__dict__[key] = OrderedDict(value)
+                setattr(parent, name, replacement)
     return guided.eval()
 
 

@@ -110,3 +110,55 @@ def test_the_frozen_backbone_experiment_leaves_the_callers_random_stream():
     torch.manual_seed(123)
     frozen_backbone_experiment(backbone, seed=0, n_train=8, n_test=4, epochs=1)
     assert torch.equal(torch.rand(3), expected), "the experiment reseeded or used the caller's generator"
+
+
+def test_guided_models_twin_keeps_the_callers_hooks_on_its_activations():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+    def ablate(module, inputs, output):            # the caller's own hook: channels 0 and 1 switched off
+        output = output.clone()
+        output[:, :2] = 0
+        return output
+
+    model[1].register_forward_hook(ablate)
+    x = torch.randn(1, 3, 32, 32)
+    twin = guided_model(model)
+    assert len(twin[1]._forward_hooks) == 1 and len(model[1]._forward_hooks) == 1
+    assert np.allclose(guided_backprop(model, 0, x), guided_backprop(model, 0, x, twin), atol=1e-6)
+
+
+def test_a_wrapper_and_its_model_share_one_lock():
+    from helpers.modelstate import model_lock
+
+    model = _model()
+    assert model_lock(nn.DataParallel(model)) is model_lock(model)
+
+
+def test_a_hook_that_is_a_method_of_the_model_writes_to_the_models_copy_not_the_model():
+    from helpers.cam import compute_cams
+
+    class Keeps(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.relu, self.fc = nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Linear(4, 3)
+            self.features = None
+            self.conv.register_forward_hook(self._keep)
+
+        def _keep(self, module, inputs, output):
+            self.features = output
+
+        def forward(self, x):
+            return self.fc(self.relu(self.conv(x)).mean((2, 3)))
+
+    torch.manual_seed(0)
+    model = Keeps().eval()
+    model(torch.randn(1, 3, 16, 16))
+    mine = model.features                                  # the caller's own features, 14x14
+    compute_cams(model, [model.conv], [0], torch.randn(1, 3, 24, 24))
+    guided_backprop(model, 0, torch.randn(1, 3, 24, 24))
+    deletion_curve(model, torch.randn(1, 3, 32, 32), 0, np.random.default_rng(0).random((32, 32)), steps=2)
+    assert model.features is mine
+    model(torch.randn(1, 3, 20, 20))                       # the model's own hook still works on the model
+    assert tuple(model.features.shape) == (1, 4, 18, 18)

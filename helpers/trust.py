@@ -386,7 +386,12 @@ def randomisation_check(model: nn.Module, target_layers_of, class_ids: Sequence[
 # --- faithfulness: delete or insert the most important pixels first --------------------------
 
 def _blurred(input_tensor: torch.Tensor) -> torch.Tensor:
-    small = F.interpolate(input_tensor, scale_factor=1 / 16, mode="bilinear", align_corners=False)
+    height, width = input_tensor.shape[-2:]
+    if min(height, width) < 16:                       # a small image: blur it to one colour per axis
+        small = F.interpolate(input_tensor, size=(max(1, height // 16), max(1, width // 16)), mode="bilinear",
+                              align_corners=False)
+    else:
+        small = F.interpolate(input_tensor, scale_factor=1 / 16, mode="bilinear", align_corners=False)
     return F.interpolate(small, size=input_tensor.shape[-2:], mode="bilinear", align_corners=False)
 
 
@@ -409,6 +414,9 @@ def _curve(model: nn.Module, input_tensor: torch.Tensor, class_id: int, heatmap:
                          f"this input_tensor")
     order = torch.argsort(torch.from_numpy(np.ascontiguousarray(heatmap)).flatten(), descending=True).to(x.device)
     n = order.numel()
+    if steps > n:
+        raise ValueError(f"steps={steps} is more than the image's {n} pixels: each step removes at least one "
+                         f"pixel, so use at most {n} ({STEPS} is usual)")
     blurred = _blurred(x)
     # rank[pixel]: its place in the map's order (0: the most important), so frame k keeps (or blurs)
     # the pixels ranked below round(n * k / steps): each frame is one comparison, not a mask to fill

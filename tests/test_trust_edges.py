@@ -162,3 +162,12 @@ def test_a_hook_that_is_a_method_of_the_model_writes_to_the_models_copy_not_the_
     assert model.features is mine
     model(torch.randn(1, 3, 20, 20))                       # the model's own hook still works on the model
     assert tuple(model.features.shape) == (1, 4, 18, 18)
+
+
+def test_a_small_image_has_curves_and_too_many_steps_are_named():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 3)).eval()
+    x, heatmap = torch.randn(1, 3, 8, 8), np.random.default_rng(0).random((8, 8))
+    assert deletion_curve(model, x, 0, heatmap, steps=4).shape == (5,)
+    with pytest.raises(ValueError, match="steps=65 is more than the image's 64 pixels"):
+        deletion_curve(model, x, 0, heatmap, steps=65)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -31,7 +30,7 @@ from .architectures import is_efficientnet, is_resnet
 from .cam import (GRADIENT_FREE, _method, check_input, check_target_layers, class_gradients, compute_cams,
                   forward_with_activations, maps_to_image, model_input, shown_name)
 from .labels import check_class_id
-from .modelstate import eval_copy, eval_mode, model_device, model_lock, shared_twin, unwrap
+from .modelstate import eval_copy, model_device, model_lock, shared_twin, unwrap
 from .targets import class_scores
 
 
@@ -121,31 +120,6 @@ def _activations(model: nn.Module) -> List[Tuple[nn.Module, float]]:
     return found
 
 
-@contextmanager
-def guided_activations(model: nn.Module) -> Iterator[nn.Module]:
-    """For a while, ``model``'s ReLU and ReLU6 modules backpropagate as guided backpropagation does.
-
-    Each gets a forward hook that passes its output through ``clamp(., 0, upper)`` once more:
-    the same values, but a backward that keeps only positive gradients where the unit was
-    active. Inplace activations work too (whether a unit was active can be read from its
-    output: above 0, and below 6 for a ReLU6). Nothing is copied; the hooks are removed on
-    the way out, on error too, so the model is left as it was. Holds the model's lock meanwhile.
-
-    >>> with guided_activations(model):                              # doctest: +SKIP
-    ...     pixel_map = saliency(model, 245, input_tensor)
-    """
-    with model_lock(model):
-        handles = []
-        try:
-            for module, upper in _activations(model):
-                handles.append(module.register_forward_hook(
-                    lambda _module, _inputs, output, upper=upper: _GuidedClamp.apply(output, upper)))
-            yield model
-        finally:
-            for handle in handles:
-                handle.remove()
-
-
 def guided_model(model: nn.Module) -> nn.Module:
     """A twin of ``model`` whose ReLU and ReLU6 modules do guided backpropagation, in eval mode.
 
@@ -183,7 +157,7 @@ def guided_backprop(model: nn.Module, class_id: int, input_tensor: torch.Tensor,
         if guided is not None:
             if not isinstance(guided, nn.Module) or not any(isinstance(m, GuidedActivation) for m in guided.modules()):
                 raise TypeError(f"guided must be a twin made by guided_model(model), got {type(guided).__name__}; "
-                                f"leave it out to guide the model's own activations for this call")
+                                f"leave it out to guide an eval-mode copy of the model for this call")
             return saliency(guided, class_id, input_tensor)
         _activations(unwrap(model))              # a clear error for a model without ReLU/ReLU6 modules
         return _pixel_gradient(model, class_id, input_tensor, guided=True)
